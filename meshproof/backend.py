@@ -1,0 +1,195 @@
+"""The contract between mesh-neutral checks and a mesh: what a Backend must do, and the values it returns.
+
+A backend brings a mesh up with the scenario's workloads, applies the *whole* set of intents in force
+and returns only when the data plane serves them, makes requests from inside the mesh as a given
+workload (`call`, `call_batch`) and from outside it (`call_unmeshed`), and reads what the workloads
+and proxies counted. It declares what it cannot express in `unsupported` (feature -> reason); a check
+needing such a feature is skipped with that reason. Everything a backend starts, `down()` stops.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from meshproof.intent import Identity, Intent, Workload
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request to a service, by name: what a workload's code would send."""
+
+    service: str
+    path: str = "/"
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    port: int = 80
+    namespace: str = "default"
+    timeout: float = 30.0
+
+    def host(self) -> str:
+        """Always namespace-qualified: a short name resolves in the *caller's* namespace, as in Kubernetes."""
+        return f"{self.service}.{self.namespace}"
+
+    def describe(self) -> str:
+        return f"{self.method} {self.host()}{self.path}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the calling workload saw: an HTTP response, or `error` (refused, reset, timeout...)."""
+
+    status: int | None
+    headers: Mapping[str, str]
+    body: str
+    elapsed: float
+    error: str | None = None
+    detail: str = ""
+
+    @property
+    def echo(self) -> dict[str, Any] | None:
+        """The echo app's JSON reply, when the response came from an echo app (not from a proxy)."""
+        if self.status is None or not self.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) and "instance" in parsed else None
+
+    @property
+    def served_by(self) -> str | None:
+        echo = self.echo
+        return None if echo is None else str(echo["instance"])
+
+    def describe(self) -> str:
+        if self.status is None:
+            return f"no HTTP response ({self.error}: {self.detail})"
+        first_line = self.body.strip().splitlines()[0][:80] if self.body.strip() else ""
+        source = f" from {self.served_by}" if self.served_by else (f" {first_line!r}" if first_line else "")
+        return f"HTTP {self.status}{source} after {self.elapsed * 1000:.1f} ms"
+
+    def evidence(self) -> dict[str, Any]:
+        return {"status": self.status, "error": self.error, "detail": self.detail or None,
+                "elapsed_ms": round(self.elapsed * 1000, 3), "served_by": self.served_by,
+                "body": None if self.echo else self.body[:200]}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A batch of identical requests, counted: by version, instance, status, version+status, error."""
+
+    sent: int
+    elapsed: float
+    versions: Mapping[str, int]
+    instances: Mapping[str, int]
+    statuses: Mapping[str, int]
+    version_statuses: Mapping[str, int]
+    errors: Mapping[str, int]
+    latency: Mapping[str, float | None]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tally:
+        return cls(
+            sent=data["sent"], elapsed=data["elapsed_s"], versions=data["versions"],
+            instances=data["instances"], statuses=data["statuses"],
+            version_statuses=data["version_statuses"], errors=data["errors"], latency=data["latency_s"],
+        )
+
+
+class Transport(str, Enum):
+    """How an unmeshed client talks to a workload's inbound port."""
+
+    PLAINTEXT = "plaintext HTTP"
+    TLS_NO_CLIENT_CERT = "TLS without a client certificate"
+    TLS_FOREIGN_CA = "TLS with a client certificate from a foreign CA"
+
+
+@dataclass(frozen=True)
+class RawOutcome:
+    """What a client outside the mesh saw, exactly: an HTTP status, or how the connection ended."""
+
+    transport: Transport
+    outcome: str  # "http", "closed_without_bytes", "reset", "tls_alert", "tls_handshake_failed", "timeout",
+    #               "refused"
+    status: int | None = None
+    detail: str = ""
+
+    @property
+    def got_http_response(self) -> bool:
+        return self.outcome == "http"
+
+    def describe(self) -> str:
+        if self.got_http_response:
+            return f"HTTP {self.status} over {self.transport.value}"
+        return f"{self.outcome.replace('_', ' ')} over {self.transport.value} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class ObservedIdentity:
+    """The caller identity the server side saw, and where that was read from."""
+
+    identity: Identity | None
+    source: str
+    raw: str
+
+
+class Backend(ABC):
+    name: str
+    #: feature -> why this mesh cannot express it. Features are "capability" or "capability.detail".
+    unsupported: Mapping[str, str] = {}
+
+    def support(self, feature: str) -> str | None:
+        """None when supported, else the reason; a capability's gap covers all its details."""
+        capability = feature.split(".", 1)[0]
+        return self.unsupported.get(feature) or self.unsupported.get(capability)
+
+    @abstractmethod
+    def up(self, workloads: Sequence[Workload], baseline: Sequence[Intent]) -> None: ...
+
+    @abstractmethod
+    def down(self) -> None: ...
+
+    @abstractmethod
+    def apply(self, intents: Sequence[Intent]) -> None:
+        """Make `intents` the complete policy of the mesh; return when every affected proxy serves it."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Back to the baseline between checks: intents, workload counters and faults."""
+
+    @abstractmethod
+    def call(self, source: str, request: Request) -> Response:
+        """A request made from inside the mesh by workload `source`."""
+
+    @abstractmethod
+    def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
+                   concurrency: int = 8) -> Tally: ...
+
+    @abstractmethod
+    def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
+        """A client outside the mesh connecting straight to a workload instance's inbound address."""
+
+    @abstractmethod
+    def observed_identity(self, response: Response) -> ObservedIdentity:
+        """The caller identity the serving workload received with the request, per the mesh's convention."""
+
+    @abstractmethod
+    def instances(self, service: str, namespace: str = "default", version: str | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def attempts(self, service: str, key: str, namespace: str = "default") -> dict[str, int]:
+        """Requests each instance of `service` received for `key` since the last reset."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Run metadata: mesh version, backend details, for results.json."""
+
+    @abstractmethod
+    def diagnostics(self) -> dict[str, Any]:
+        """What a failing check attaches: the policy in force and what the proxies complained about."""

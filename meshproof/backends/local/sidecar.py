@@ -1,0 +1,158 @@
+"""One Envoy sidecar of the local mesh: its process, its xDS files, and the wait until it serves them.
+
+Configuration is delivered the way a control plane does it, as xDS, but from files: each kind
+(clusters, listeners, inbound routes, outbound routes) is a DiscoveryResponse in its own watched
+directory, replaced atomically (write, then rename). Envoy hot-reloads it. A push is *served* when
+the sidecar's own stats report its version (`<kind>.version_text`), and *rejected* when the kind's
+`update_rejected` counter moves instead: the reason is taken from the Envoy log. A listener change is
+served only once the old filter chains have drained (measured: until then an open connection is
+still handled by the old chain).
+
+Why hot reload and not restart: restarts would cut every open connection and reset outlier and
+rate-limit state on *all* settings changes, which no real mesh does; xDS updates are what
+Istio users see, propagation delay included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from meshproof.backends.local.render import XDS_KINDS
+from meshproof.backends.local.topology import Instance, SidecarFiles
+from meshproof.errors import ConfigRejected
+from meshproof.processes import Child, Supervisor
+
+_STATS = {
+    "cds": "cluster_manager.cds",
+    "lds": "listener_manager.lds",
+    "rds_inbound": "http.inbound.rds.inbound",
+    "rds_outbound": "http.outbound.rds.outbound",
+}
+_DRAINING = ("listener_manager.total_listeners_draining", "listener_manager.total_filter_chains_draining")
+_STAT_LINE = re.compile(r'^([^:]+): "?([^"]*)"?$')
+_REJECTED = re.compile(r"config update rejected: (.*)$|error initializing configuration '[^']*': (.*)$|"
+                       r"critical\]\[main\] .*?\] (.*)$")
+
+
+def version_of(response: dict[str, Any]) -> str:
+    """A content hash: pushing the same config twice is a no-op, and reverting restores the old version."""
+    payload = json.dumps(response, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+@dataclass
+class Pending:
+    kind: str
+    version: str
+    rejected_before: int
+
+
+class Sidecar:
+    def __init__(self, instance: Instance, files: SidecarFiles, *, envoy: Path, concurrency: int,
+                 drain_time_s: int) -> None:
+        self.instance = instance
+        self.files = files
+        self.envoy = envoy
+        self.concurrency = concurrency
+        self.drain_time_s = drain_time_s
+        self.versions: dict[str, str] = {}
+        self.child: Child | None = None
+        self.admin = httpx.Client(base_url=f"http://127.0.0.1:{instance.admin_port}", timeout=5.0)
+        for kind in XDS_KINDS:
+            files.xds_file(kind).parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def name(self) -> str:
+        return f"envoy-{self.instance.name}"
+
+    def start(self, supervisor: Supervisor, bootstrap: dict[str, Any], log: Path) -> None:
+        path = self.files.xds_dir / "bootstrap.json"
+        path.write_text(json.dumps(bootstrap, indent=1))
+        argv = [
+            str(self.envoy), "-c", str(path),
+            "--disable-hot-restart",  # many Envoys on one host; no shared memory between them
+            "--concurrency", str(self.concurrency),
+            "--drain-time-s", str(self.drain_time_s),
+            "--drain-strategy", "immediate",
+            "--reject-unknown-dynamic-fields",  # a typo in a hook must fail, not be ignored
+            "--log-level", "warning",
+        ]
+        self.child = supervisor.start(self.name, argv, log=log)
+
+    # --- config ---------------------------------------------------------------------------------------
+    def write(self, kind: str, response: dict[str, Any]) -> Pending | None:
+        """Write a DiscoveryResponse unless the sidecar already has it; returns what to wait for."""
+        version = version_of(response)
+        if self.versions.get(kind) == version:
+            return None
+        rejected_before = self._rejected_count(kind) if self.running_admin() else 0
+        path = self.files.xds_file(kind)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps({"version_info": version, **response}, indent=1))
+        os.replace(temporary, path)
+        self.versions[kind] = version
+        return Pending(kind, version, rejected_before)
+
+    def served(self, pending: Pending) -> bool:
+        """True when the version is served; raises ConfigRejected when Envoy refused it."""
+        self.check_alive()
+        stats = self.stats(_STATS[pending.kind], *_DRAINING)
+        prefix = _STATS[pending.kind]
+        if stats.get(f"{prefix}.version_text") == pending.version:
+            return pending.kind != "lds" or all(stats.get(name) == "0" for name in _DRAINING)
+        if int(stats.get(f"{prefix}.update_rejected", "0")) > pending.rejected_before:
+            self.versions.pop(pending.kind, None)
+            raise ConfigRejected(
+                f"sidecar of {self.instance.name} rejected its {pending.kind} config: {self.rejection_reason()}"
+            )
+        return False
+
+    def _rejected_count(self, kind: str) -> int:
+        return int(self.stats(_STATS[kind]).get(f"{_STATS[kind]}.update_rejected", "0"))
+
+    # --- admin ----------------------------------------------------------------------------------------
+    def running_admin(self) -> bool:
+        try:
+            return self.admin.get("/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stats(self, *prefixes: str) -> dict[str, str]:
+        """Admin stats whose names start with one of `prefixes` (all of them when none is given)."""
+        params = {"filter": "^(" + "|".join(re.escape(p) for p in prefixes) + ")"} if prefixes else {}
+        text = self.admin.get("/stats", params=params).text
+        result = {}
+        for line in text.splitlines():
+            match = _STAT_LINE.match(line)
+            if match:
+                result[match.group(1)] = match.group(2)
+        return result
+
+    def check_alive(self) -> None:
+        if self.child is not None and self.child.exited() is not None:
+            raise ConfigRejected(
+                f"the Envoy of {self.instance.name} exited with code {self.child.exited()}: {self.rejection_reason()}"
+            )
+
+    def rejection_reason(self) -> str:
+        """The last line in the Envoy log that says why a config was refused."""
+        if self.child is None:
+            return "(no log)"
+        tail = self.child.log_tail(200).splitlines()
+        for line in reversed(tail):
+            match = _REJECTED.search(line)
+            if match:
+                reason = next(group for group in match.groups() if group)
+                return " ".join(reason.split())[:500]
+        return (tail[-1] if tail else "(empty log)")[:500]
+
+    def close(self) -> None:
+        self.admin.close()

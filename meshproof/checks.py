@@ -1,0 +1,55 @@
+"""What a check records while it runs: measurements, the criterion, evidence, and its verdict.
+
+Suites receive a `Check` through the `check` fixture. `expect()` fails the check with a message that
+names the property that broke ("strict mTLS: a plaintext client got HTTP 200 ..."), which is what a
+mutation test asserts on; plain `assert` works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from meshproof.results import CheckRecord
+
+ProgressSink = Callable[[str, str], None]  # (check id, text)
+
+
+class CheckFailed(AssertionError):
+    """A property of the mesh does not hold; the message says which, with the numbers."""
+
+
+class Check:
+    def __init__(self, record: CheckRecord, progress: ProgressSink | None = None) -> None:
+        self.record = record
+        self._progress = progress
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def criterion(self, text: str) -> None:
+        """How the verdict is reached, with its tolerance and where the tolerance comes from."""
+        self.record.criterion = text
+
+    def measure(self, name: str, value: Any, unit: str | None = None, **extra: Any) -> Any:
+        """Record a measured value (with its unit and any uncertainty, e.g. ci=[lo, hi]); returns it."""
+        entry: dict[str, Any] = {"value": value}
+        if unit:
+            entry["unit"] = unit
+        entry.update(extra)
+        self.record.measured[name] = entry
+        return value
+
+    def evidence(self, item: Any) -> None:
+        """Requests sent and responses seen, proxy statistics, configs: whatever proves the verdict."""
+        self.record.evidence.append(item)
+
+    def expect(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise CheckFailed(message)
+
+    def progress(self, text: str) -> None:
+        """How far a long phase is ("sampled 4000/12000"); shown on a terminal, silent in CI."""
+        if self._progress is not None:
+            self._progress(self.record.id, text)

@@ -1,0 +1,212 @@
+"""The `meshproof` command: run | doctor | cleanup.
+
+Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
+2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
+(the partial results.json is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from meshproof import runs
+from meshproof.backends import MESHES, check_mesh_name
+from meshproof.backends.kube.prerequisites import MESH_TOOLS, TOOLS, require_cluster_tools, tool_status
+from meshproof.backends.local.hook import load_hook
+from meshproof.capabilities import CAPABILITIES, parse_only
+from meshproof.errors import UserError
+from meshproof.profile import PROJECT_DIR, load_profile
+from meshproof.report.progress import Progress
+from meshproof.report.summary import render_summary
+from meshproof.results import load_results
+
+SUITES_DIR = PROJECT_DIR / "suites"
+REPORTS_DIR = PROJECT_DIR / "reports"
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"meshproof: error: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshproof", description="Conformance and chaos checks for service meshes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the suites against a mesh and write results.json + junit.xml",
+                              description="Run the suites. Arguments after -- go to pytest (e.g. -- -k identity).")
+    run.add_argument("--mesh", default="local", help=f"one of {', '.join(MESHES)} (default local)")
+    run.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
+    run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
+    run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
+                     help="function(workload_name, config) -> config for every local-mesh Envoy config")
+    run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
+    doctor = commands.add_parser("doctor", help="which prerequisites each mesh has here, and how to get the rest")
+    doctor.add_argument("--mesh", help="only this mesh; exit 2 when it cannot run")
+    cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
+    cleanup.add_argument("--all", action="store_true", help="also runs whose owner still lives (stop them first)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    pytest_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, pytest_args = argv[:split], argv[split + 1 :]
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            code = run(args, pytest_args)
+        elif args.command == "doctor":
+            code = doctor(args.mesh)
+        else:
+            code = cleanup(include_live=args.all)
+    except UserError as exc:
+        code = _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM takes the same orderly path as Ctrl-C
+
+
+def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    check_mesh_name(args.mesh)
+    profile = load_profile(args.profile)
+    if args.envoy_config_hook:
+        load_hook(args.envoy_config_hook)
+    parse_only(args.only)
+    if args.mesh != "local":
+        require_cluster_tools(args.mesh)
+    if not SUITES_DIR.is_dir():
+        raise UserError(f"no suites at {SUITES_DIR}: meshproof runs from a checkout (pip install -e .)")
+    out = args.out or REPORTS_DIR / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create it: {exc.strerror}") from None
+    pytest_argv = [
+        str(SUITES_DIR), "--rootdir", str(PROJECT_DIR), "-c", str(PROJECT_DIR / "pyproject.toml"),
+        "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
+    ]
+    for option, value in (("--profile", args.profile), ("--only", args.only),
+                          ("--envoy-config-hook", args.envoy_config_hook)):
+        if value:
+            pytest_argv += [option, value]
+    progress = Progress(sys.stdout, tty=sys.stdout.isatty() and os.environ.get("CI") is None)
+    plugin = _SessionBridge(progress)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        exit_code = pytest.main(pytest_argv + pytest_args, plugins=[progress, plugin])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.clear()
+    results_path = out / "results.json"
+    if plugin.fatal:
+        return _fail(plugin.fatal)
+    if results_path.exists():
+        results = load_results(results_path)
+        if results["checks"]:
+            print(render_summary(results, results_path=str(results_path)))
+    if exit_code == pytest.ExitCode.INTERRUPTED:
+        print(f"meshproof: interrupted; partial results in {results_path}", file=sys.stderr)
+        return 130
+    if exit_code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        return _fail(f"no check selected (--only {args.only or 'all'}{' with ' + ' '.join(pytest_args) if pytest_args else ''})")
+    if exit_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        return _fail(plugin.usage_error or f"pytest could not run the suites (exit {int(exit_code)})")
+    profile_note = "" if profile.name == "default" else f" with profile {profile.name}"
+    if exit_code == pytest.ExitCode.OK:
+        return 0
+    print(f"meshproof: checks failed{profile_note}", file=sys.stderr)
+    return 1
+
+
+class _SessionBridge:
+    """Connects the CLI to the plugin's session: progress in, fatal errors out."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.fatal: str | None = None
+        self.usage_error: str | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from fixtures.plugin import SESSION
+
+        session = config.stash.get(SESSION, None)
+        if session is not None:
+            session.progress = self.progress.progress
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from fixtures.plugin import SESSION
+
+        state = session.config.stash.get(SESSION, None)
+        if state is not None:
+            self.fatal = state.fatal
+
+
+def doctor(only_mesh: str | None) -> int:
+    if only_mesh is not None:
+        check_mesh_name(only_mesh)
+    meshes = [only_mesh] if only_mesh else list(MESHES)
+    ready = {}
+    for mesh in meshes:
+        print(f"{mesh}:")
+        if mesh == "local":
+            from meshproof.backends.local.mesh import envoy_version, find_envoy
+
+            try:
+                envoy = find_envoy()
+                print(f"  ok       envoy {envoy_version(envoy)} ({envoy})")
+                ready[mesh] = True
+            except UserError as exc:
+                print(f"  MISSING  envoy: {exc}")
+                ready[mesh] = False
+            print(f"  ok       python {sys.version.split()[0]}")
+            continue
+        ok_all = True
+        for name in MESH_TOOLS[mesh]:
+            ok, detail = tool_status(name)
+            ok_all &= ok
+            print(f"  {'ok     ' if ok else 'MISSING'}  {name}: {detail}" + ("" if ok else f"\n           get it: {TOOLS[name].how_to_get}"))
+        ready[mesh] = ok_all
+    if only_mesh is not None:
+        return 0 if ready[only_mesh] else 2
+    return 0 if ready.get("local") else 2
+
+
+def cleanup(*, include_live: bool) -> int:
+    leftovers = runs.leftover_runs(include_live=include_live)
+    if not leftovers:
+        print("meshproof: nothing to clean up")
+        return 0
+    for run_dir in leftovers:
+        killed = runs.kill_processes(run_dir.processes())
+        resources = run_dir.resources()
+        for resource in resources:
+            _remove_resource(resource)
+        run_dir.remove()
+        print(f"meshproof: removed {run_dir.path.name}: {len(killed)} process(es) stopped, "
+              f"{len(resources)} resource(s) removed, keys and configs deleted")
+    return 0
+
+
+def _remove_resource(resource: dict[str, str]) -> None:
+    if resource["kind"] == "kind-cluster":
+        import subprocess
+
+        subprocess.run(["kind", "delete", "cluster", "--name", resource["name"]], check=False)
+    else:
+        print(f"meshproof: cannot remove unknown {json.dumps(resource)}; remove it by hand", file=sys.stderr)
