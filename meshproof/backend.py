@@ -13,8 +13,9 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from meshproof.intent import Identity, Intent, Workload
 
@@ -102,7 +103,7 @@ class Tally:
         )
 
 
-class Transport(str, Enum):
+class Transport(StrEnum):
     """How an unmeshed client talks to a workload's inbound port."""
 
     PLAINTEXT = "plaintext HTTP"
@@ -142,7 +143,7 @@ class ObservedIdentity:
 class Backend(ABC):
     name: str
     #: feature -> why this mesh cannot express it. Features are "capability" or "capability.detail".
-    unsupported: Mapping[str, str] = {}
+    unsupported: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def support(self, feature: str) -> str | None:
         """None when supported, else the reason; a capability's gap covers all its details."""

@@ -123,7 +123,8 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         print(f"meshproof: interrupted; partial results in {results_path}", file=sys.stderr)
         return 130
     if exit_code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        return _fail(f"no check selected (--only {args.only or 'all'}{' with ' + ' '.join(pytest_args) if pytest_args else ''})")
+        selection = " ".join(["--only", args.only or "(all)", *pytest_args])
+        return _fail(f"no check selected by {selection}")
     if exit_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return _fail(plugin.usage_error or f"pytest could not run the suites (exit {int(exit_code)})")
     profile_note = "" if profile.name == "default" else f" with profile {profile.name}"
@@ -180,7 +181,9 @@ def doctor(only_mesh: str | None) -> int:
         for name in MESH_TOOLS[mesh]:
             ok, detail = tool_status(name)
             ok_all &= ok
-            print(f"  {'ok     ' if ok else 'MISSING'}  {name}: {detail}" + ("" if ok else f"\n           get it: {TOOLS[name].how_to_get}"))
+            print(f"  {'ok     ' if ok else 'MISSING'}  {name}: {detail}")
+            if not ok:
+                print(f"           get it: {TOOLS[name].how_to_get}")
         ready[mesh] = ok_all
     if only_mesh is not None:
         return 0 if ready[only_mesh] else 2

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 TRUST_DOMAIN = "cluster.local"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # a DNS-1123 label, as Kubernetes names
@@ -110,7 +110,7 @@ class Workload:
         return [f"{self.name}-{i}" for i in range(self.replicas)]
 
 
-class MtlsMode(str, Enum):
+class MtlsMode(StrEnum):
     STRICT = "STRICT"
     PERMISSIVE = "PERMISSIVE"
 
@@ -141,7 +141,7 @@ class MtlsPolicy:
         return 3 if self.service == workload.service else 0
 
 
-class AuthzAction(str, Enum):
+class AuthzAction(StrEnum):
     ALLOW = "ALLOW"
     DENY = "DENY"
 

@@ -14,6 +14,7 @@ from a thread that lives as long as the run (the main thread, in practice); neve
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from meshproof.runs import ProcessRecord, RunDir, kill_processes
+from meshproof.runs import RUN_DIR_VARIABLE, ProcessRecord, RunDir, kill_processes
 
 _PR_SET_PDEATHSIG = 1
 
@@ -56,14 +57,16 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
 
     def start(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> Child:
+        """Start a child in its own process group, tagged with RUN_DIR_VARIABLE in its environment."""
         log.parent.mkdir(parents=True, exist_ok=True)
+        environment = {**(os.environ if env is None else env), RUN_DIR_VARIABLE: str(self.run.path)}
         with open(log, "ab") as log_file:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=None if env is None else dict(env),
+                env=environment,
                 process_group=0,
                 preexec_fn=_die_with_parent,
             )

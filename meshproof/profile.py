@@ -19,6 +19,7 @@ import yaml
 
 from meshproof.durations import parse_duration
 from meshproof.errors import UserError
+from meshproof.intent import RouteRule
 
 Duration = Annotated[float, "duration"]  # seconds; written "300ms", "3s" in YAML
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -49,11 +50,28 @@ class LocalMeshSettings:
 
 
 @dataclass(frozen=True)
+class CanaryProfile:
+    """The seed's canary: the default split, the rollout steps and the health gate."""
+
+    weights: dict[str, int] = field(default_factory=lambda: {"v1": 90, "v2": 10})
+    steps: list[int] = field(default_factory=lambda: [10, 25, 50, 75, 100])
+    error_threshold: float = 0.01  # the rollout gate: v2's error rate must stay below this
+
+    def validate(self) -> None:
+        RouteRule(splits=self.weights)  # weights must name versions and add up to 100
+        if any(not 0 <= step <= 100 for step in self.steps) or self.steps != sorted(self.steps):
+            raise ValueError(f"steps must be increasing percentages, got {self.steps}")
+        if not 0 < self.error_threshold < 1:
+            raise ValueError(f"error_threshold is a fraction between 0 and 1, got {self.error_threshold}")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str = "default"
     description: str = "scaled-down timings so the suites run in minutes"
     timeouts: Timeouts = field(default_factory=Timeouts)
     local: LocalMeshSettings = field(default_factory=LocalMeshSettings)
+    canary: CanaryProfile = field(default_factory=CanaryProfile)
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -162,7 +180,8 @@ def load_profile(spec: str | None) -> Profile:
         raise UserError(f"profile {path}{place}: not valid YAML: {problem}") from None
     if data is None:
         data = {}
-    data.setdefault("name", path.stem)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
     try:
         profile: Profile = _build(Profile, data, "")
     except _ProfileError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 STATE_VARIABLE = "MESHPROOF_STATE_DIR"
+RUN_DIR_VARIABLE = "MESHPROOF_RUN_DIR"  # set in every child's environment: whose run it belongs to
 
 
 def state_root() -> Path:
@@ -111,6 +112,19 @@ def leftover_runs(*, include_live: bool = False) -> list[RunDir]:
     if include_live:
         return runs
     return [run for run in runs if (owner := run.owner()) is None or owner.alive() is None]
+
+
+def processes_of(root: Path) -> list[psutil.Process]:
+    """Live processes started by any run under `root`, found by the run-dir tag in their environment."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            tag = process.environ().get(RUN_DIR_VARIABLE)
+        except psutil.Error:
+            continue
+        if tag and Path(tag).is_relative_to(root) and process.status() != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
 
 
 def kill_processes(records: list[ProcessRecord], *, grace: float = 2.0) -> list[str]:

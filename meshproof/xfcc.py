@@ -9,7 +9,9 @@ from __future__ import annotations
 
 def _split(text: str, separator: str) -> list[str]:
     """Split on `separator` outside double quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted

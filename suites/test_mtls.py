@@ -10,7 +10,9 @@ pytestmark = pytest.mark.capability("mtls")
 
 
 @pytest.mark.parametrize("caller", scenario.CALLERS)
-def test_a_meshed_caller_reaches_order_service_which_sees_its_identity(mesh: Backend, check: Check, caller: str) -> None:
+def test_a_meshed_caller_reaches_order_service_which_sees_its_identity(
+    mesh: Backend, check: Check, caller: str
+) -> None:
     """A meshed caller reaches order-service, and order-service sees the caller's SPIFFE identity."""
     expected = scenario.workload(caller).identity
     check.criterion("HTTP 200 answered by an order-service instance, and the identity the server-side proxy "

@@ -40,7 +40,8 @@ def render_junit(results: dict[str, Any]) -> bytes:
                 ET.SubElement(case, "error", message=message.splitlines()[0] if message else "").text = message
             elif record["status"] == "skipped":
                 ET.SubElement(case, "skipped", message=message)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def write_junit(results: dict[str, Any], path: Path) -> None:

@@ -117,7 +117,7 @@ async def read_message(reader: asyncio.StreamReader, *, response: bool) -> Messa
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size = int(size_line.split(b";", 1)[0], 16)
@@ -137,7 +137,7 @@ class RequestParser:
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
-        messages = []
+        messages: list[Message] = []
         while True:
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
@@ -173,7 +173,8 @@ class RequestParser:
                 return position
 
     def _dechunk(self, start: int, end: int) -> bytes:
-        parts, position = [], start
+        parts: list[bytes] = []
+        position = start
         while position < end:
             line_end = self._buffer.find(b"\r\n", position)
             size = int(bytes(self._buffer[position:line_end]).split(b";", 1)[0], 16)

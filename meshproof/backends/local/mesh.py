@@ -82,7 +82,6 @@ class _App:
 
 class LocalMesh(Backend):
     name = "local"
-    unsupported: dict[str, str] = {}
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None, log_dir: Path | None = None) -> None:
         self.profile = profile

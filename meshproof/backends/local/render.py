@@ -439,7 +439,10 @@ def _local_ratelimit(limit: RateLimit) -> Json:
         # %DYNAMIC_METADATA(envoy.filters.http.local_ratelimit:remaining_tokens)%, names metadata
         # that Envoy 1.40's filter never sets, so it renders empty and Envoy drops the header.
         config["response_headers_to_add"] = [
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": limit.limited_remaining_header, "value": "0"}}
+            {
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                "header": {"key": limit.limited_remaining_header, "value": "0"},
+            }
         ]
     return config
 
@@ -540,6 +543,35 @@ def outbound_routes(instance: Instance, topology: Topology, intents: Sequence[In
             }
         )
     return {"@type": TYPE_URLS["rds_outbound"], "name": "outbound", "virtual_hosts": virtual_hosts}
+
+
+def static_bootstrap(instance: Instance, files: SidecarFiles, config: SidecarConfig) -> Json:
+    """The same configuration as one static bootstrap (routes inlined), for `envoy --mode validate`
+    and for reading: what the sidecar serves over xDS, in one file."""
+    routes = {
+        route["name"]: {key: value for key, value in route.items() if key != "@type"}
+        for kind in ("rds_inbound", "rds_outbound")
+        for route in config.resources[kind]["resources"]
+    }
+    listeners = []
+    for listener in config.resources["lds"]["resources"]:
+        listener = {key: value for key, value in listener.items() if key != "@type"}
+        chains = []
+        for chain in listener["filter_chains"]:
+            hcm = dict(chain["filters"][0]["typed_config"])
+            hcm["route_config"] = routes[hcm.pop("rds")["route_config_name"]]
+            chains.append({**chain, "filters": [{**chain["filters"][0], "typed_config": hcm}]})
+        listeners.append({**listener, "filter_chains": chains})
+    static = bootstrap(instance, files)
+    del static["dynamic_resources"]
+    static["static_resources"] = {
+        "listeners": listeners,
+        "clusters": [
+            {key: value for key, value in cluster.items() if key != "@type"}
+            for cluster in config.resources["cds"]["resources"]
+        ],
+    }
+    return static
 
 
 def render(instance: Instance, topology: Topology, intents: Sequence[Intent], files: SidecarFiles) -> SidecarConfig:

@@ -1,0 +1,5 @@
+"""`python -m meshproof` is the `meshproof` command."""
+
+from meshproof.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""Hooks for meshproof's own tests of the harness (mutants of the mesh live in tests/mutants.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+_calls = 0
+
+
+def unknown_listener_field(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A typo an extension author could make: Envoy must reject the listeners, meshproof must say so."""
+    for resource in config.get("resources", []):
+        if resource.get("@type", "").endswith("Listener"):
+            resource["bogus_field"] = 1
+    return config
+
+
+def broken_bootstrap(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """One sidecar's bootstrap is invalid: its Envoy exits at start, after others have started."""
+    if workload == "api-gateway" and "admin" in config:
+        config["admin"]["address"]["socket_address"]["port_value"] = "not-a-port"
+    return config
+
+
+def stall_after_startup(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Lets the mesh start, then hangs the first reconfiguration, so a run can be interrupted mid-check."""
+    global _calls
+    _calls += 1
+    if _calls > int(os.environ.get("MESHPROOF_TEST_STALL_AFTER", "35")):
+        time.sleep(600)
+    return config
+
+
+def raises(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    raise RuntimeError("this hook is broken")
+
+
+def tag_inbound_responses(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Adds a response header naming the workload on every inbound route: proof the hook ran on xDS."""
+    for resource in config.get("resources", []):
+        if resource.get("name") == "inbound" and "virtual_hosts" in resource:
+            for host in resource["virtual_hosts"]:
+                host["response_headers_to_add"] = [{"header": {"key": "x-hooked-by", "value": workload}}]
+    return config

@@ -1,0 +1,72 @@
+"""Bad input is one line on stderr and exit 2, with nothing left running."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from meshproof.runs import processes_of
+from tests.helpers import one_error_line, run_meshproof
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--mesh", "consul"], "--mesh 'consul': unknown mesh; choose one of local, istio, linkerd"),
+        (["--only", "mtls,teleport"], "--only 'mtls,teleport': unknown capability teleport"),
+        (["--profile", "no-such-profile"], "profile 'no-such-profile': cannot read"),
+        (["--envoy-config-hook", "no_such_module:f"], "cannot import no_such_module: ModuleNotFoundError"),
+        (["--envoy-config-hook", "tests.hooks:no_such_function"], "tests.hooks has no function 'no_such_function'"),
+        (["--envoy-config-hook", "tests.hooks"], "expected MODULE:FUNCTION"),
+        (["--out", "/proc/meshproof"], "--out /proc/meshproof: cannot create it"),
+        (["--mesh", "istio"], "--mesh istio needs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    done = run_meshproof("run", *args, state_dir=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert expected in one_error_line(done.stderr)
+
+
+def test_a_malformed_profile_names_the_key(tmp_path: Path) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("canary:\n  weights: {v1: 80, v2: 10}\n")
+    done = run_meshproof("run", "--profile", str(profile), state_dir=tmp_path)
+    assert done.returncode == 2
+    assert "canary: route weights must add up to 100, got 90" in one_error_line(done.stderr)
+
+
+def test_a_config_envoy_rejects_is_reported_and_nothing_is_left(tmp_path: Path) -> None:
+    done = run_meshproof("run", "--only", "mtls", "--out", str(tmp_path / "out"),
+                         "--envoy-config-hook", "tests.hooks:unknown_listener_field", state_dir=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = one_error_line(done.stderr)
+    assert "rejected its lds config" in line and "bogus_field" in line
+    assert processes_of(tmp_path) == []
+
+
+def test_a_hook_that_raises_is_reported_with_its_name(tmp_path: Path) -> None:
+    done = run_meshproof("run", "--only", "mtls", "--envoy-config-hook", "tests.hooks:raises", state_dir=tmp_path)
+    assert done.returncode == 2
+    assert "raises raised RuntimeError: this hook is broken (on the" in one_error_line(done.stderr)
+    assert processes_of(tmp_path) == []
+
+
+def test_no_free_ports_is_reported_with_the_range_to_change(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        holder.listen()
+        low = port - 10
+        done = run_meshproof("run", "--only", "mtls", state_dir=tmp_path,
+                             env={"MESHPROOF_PORT_RANGE": f"{low}-{low + 64}"})
+    assert done.returncode == 2
+    assert f"no free block of 64 loopback ports in {low}-{low + 64}" in one_error_line(done.stderr)
+
+
+def test_doctor_reports_envoy_and_what_the_cluster_meshes_miss(tmp_path: Path) -> None:
+    done = run_meshproof("doctor", state_dir=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert "ok       envoy 1.40" in done.stdout
+    assert "MISSING  istioctl: not found on PATH" in done.stdout
+    assert run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path).returncode == 2
