@@ -10,10 +10,12 @@ This module does no I/O and imports nothing from backends (enforced by import-li
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Any
 
 TRUST_DOMAIN = "cluster.local"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # a DNS-1123 label, as Kubernetes names
@@ -350,3 +352,20 @@ class RateLimit:
 
 
 Intent = MtlsPolicy | AuthzPolicy | Route | OutlierPolicy | ConnectionPool | RateLimit
+
+
+def as_json(intent: Intent) -> dict[str, Any]:
+    """An intent as plain JSON for evidence and reports: its kind, then its fields."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, tuple | list):
+            return [plain(item) for item in value]
+        if isinstance(value, Mapping):
+            return {key: plain(item) for key, item in value.items()}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return value
+
+    return {"kind": type(intent).__name__, **plain(intent)}

@@ -50,8 +50,8 @@ def probe(
         return RawOutcome(transport, "refused", detail=str(exc))
     except OSError as exc:
         return RawOutcome(transport, "connect_error", detail=str(exc))
+    sock: socket.socket | ssl.SSLSocket = raw
     try:
-        sock: socket.socket | ssl.SSLSocket = raw
         if transport is not Transport.PLAINTEXT:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
@@ -74,4 +74,5 @@ def probe(
     except TimeoutError:
         return RawOutcome(transport, "timeout", detail=f"nothing within {timeout}s")
     finally:
+        sock.close()
         raw.close()

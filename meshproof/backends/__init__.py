@@ -19,14 +19,14 @@ def check_mesh_name(name: str) -> None:
 
 
 def create_backend(name: str, profile: Profile, *, hook: ConfigHook | None = None,
-                   log_dir: Path | None = None) -> Backend:
+                   artifacts_dir: Path | None = None) -> Backend:
     check_mesh_name(name)
     if hook is not None and name != "local":
         raise UserError("--envoy-config-hook works only with --mesh local (it edits the local mesh's Envoy config)")
     if name == "local":
         from meshproof.backends.local.mesh import LocalMesh
 
-        return LocalMesh(profile, hook=hook, log_dir=log_dir)
+        return LocalMesh(profile, hook=hook, artifacts_dir=artifacts_dir)
     from meshproof.backends.kube.prerequisites import require_cluster_tools
 
     require_cluster_tools(name)

@@ -55,6 +55,11 @@ def load_hook(spec: str) -> ConfigHook:
     return hook
 
 
+def resources(config: dict[str, Any], type_name: str) -> list[dict[str, Any]]:
+    """The resources of one type in an xDS config a hook receives, e.g. resources(config, "Listener")."""
+    return [r for r in config.get("resources", []) if str(r.get("@type", "")).endswith(f".{type_name}")]
+
+
 def run_hook(hook: ConfigHook | None, workload: str, config: dict[str, Any], what: str) -> dict[str, Any]:
     """Apply the hook to a deep copy; a hook that raises or returns a non-dict is a user error."""
     if hook is None:

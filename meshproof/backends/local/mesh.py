@@ -31,7 +31,7 @@ from meshproof.backends.local.ports import PortBlock
 from meshproof.backends.local.sidecar import Pending, Sidecar
 from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
 from meshproof.errors import PrerequisiteError, UserError
-from meshproof.intent import Identity, Intent, Workload
+from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.probes import probe
 from meshproof.processes import Child, Supervisor, wait_until
 from meshproof.profile import Profile
@@ -83,10 +83,12 @@ class _App:
 class LocalMesh(Backend):
     name = "local"
 
-    def __init__(self, profile: Profile, *, hook: ConfigHook | None = None, log_dir: Path | None = None) -> None:
+    def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
+                 artifacts_dir: Path | None = None) -> None:
+        """`artifacts_dir`: where the logs (logs/) and rendered configs (config/) are kept after `down()`."""
         self.profile = profile
         self.hook = hook
-        self.log_dir = log_dir
+        self.artifacts_dir = artifacts_dir
         self.run: RunDir | None = None
         self.ports: PortBlock | None = None
         self.supervisor: Supervisor | None = None
@@ -194,8 +196,10 @@ class LocalMesh(Backend):
             self.ports.release()
             self.ports = None
         if self.run is not None:
-            if self.log_dir is not None and (self.run.path / "logs").is_dir():
-                shutil.copytree(self.run.path / "logs", self.log_dir, dirs_exist_ok=True)
+            if self.artifacts_dir is not None:  # the pki/ directory with the keys is never copied
+                for kept, name in (("logs", "logs"), ("xds", "config")):
+                    if (self.run.path / kept).is_dir():
+                        shutil.copytree(self.run.path / kept, self.artifacts_dir / name, dirs_exist_ok=True)
             self.run.remove()
             self.run = None
         self.supervisor = None
@@ -330,8 +334,9 @@ class LocalMesh(Backend):
                          if "][warning][" in line or "][error][" in line or "][critical][" in line]
                 if lines:
                     complaints[name] = lines[-5:]
-        return {"intents": [repr(intent) for intent in self.intents], "proxy_log": complaints,
-                "config_dir": str(self.run.path / "xds") if self.run else None}
+        config = self.artifacts_dir / "config" if self.artifacts_dir else None
+        return {"intents": [as_json(intent) for intent in self.intents], "proxy_log": complaints,
+                "config": str(config) if config else "(run with --out to keep the rendered config)"}
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,177 @@
+"""Mutants: hooks that break the local mesh the way a bad mesh release would.
+
+Each one is passed as --envoy-config-hook to a real run; tests/test_mutation_*.py assert that the
+check guarding the broken property goes red with a message naming it. A check that stays green
+against its mutant cannot fail, and is not done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from meshproof.backends.local.hook import resources
+
+Config = dict[str, Any]
+
+
+def _dicts(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict inside a config, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _dicts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _dicts(value)
+
+
+def _inbound_listener(config: Config) -> dict[str, Any] | None:
+    return next((listener for listener in resources(config, "Listener") if listener["name"] == "inbound"), None)
+
+
+def _inbound_route(config: Config) -> dict[str, Any] | None:
+    routes = resources(config, "RouteConfiguration")
+    return next((route for route in routes if route["name"] == "inbound"), None)
+
+
+def _per_filter(config: Config) -> dict[str, Any]:
+    route = _inbound_route(config)
+    return route["virtual_hosts"][0].get("typed_per_filter_config", {}) if route else {}
+
+
+# --- mtls -----------------------------------------------------------------------------------------------
+
+
+def client_cert_optional(workload: str, config: Config) -> Config:
+    """The inbound listener does server-side TLS only: no client certificate requested or validated.
+
+    (Only flipping require_client_certificate is not enough to break Envoy 1.40: with SAN matchers in
+    the validation context it still fails a handshake without a certificate, stat fail_verify_no_cert.)
+    """
+    for context in _dicts(_inbound_listener(config)):
+        if "require_client_certificate" in context:
+            context["require_client_certificate"] = False
+            context["common_tls_context"].pop("validation_context")
+    return config
+
+
+def plaintext_accepted(workload: str, config: Config) -> Config:
+    """The inbound listener also serves plaintext, whatever the mTLS mode says."""
+    listener = _inbound_listener(config)
+    if listener is not None and not any(c.get("name") == "plaintext" for c in listener["filter_chains"]):
+        tls_chain = listener["filter_chains"][0]
+        tls_chain["filter_chain_match"] = {"transport_protocol": "tls"}
+        inspector = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+        listener["listener_filters"] = [{"name": "tls_inspector", "typed_config": {"@type": inspector}}]
+        listener["filter_chains"].append({
+            "name": "plaintext",
+            "filter_chain_match": {"transport_protocol": "raw_buffer"},
+            "filters": tls_chain["filters"],
+        })
+    return config
+
+
+def foreign_ca_trusted(workload: str, config: Config) -> Config:
+    """The inbound listener accepts a client certificate that does not chain to the mesh CA."""
+    for context in _dicts(_inbound_listener(config)):
+        if "trusted_ca" in context:
+            context["trust_chain_verification"] = "ACCEPT_UNTRUSTED"
+    return config
+
+
+def client_identity_not_forwarded(workload: str, config: Config) -> Config:
+    """The server-side proxy strips the caller's identity instead of passing it to the app."""
+    for hcm in _dicts(_inbound_listener(config)):
+        if hcm.get("forward_client_cert_details") == "SANITIZE_SET":
+            hcm["forward_client_cert_details"] = "SANITIZE"
+            hcm.pop("set_current_client_cert_details")
+    return config
+
+
+def permissive_ignored(workload: str, config: Config) -> Config:
+    """The inbound listener stays strict when the policy says PERMISSIVE."""
+    listener = _inbound_listener(config)
+    if listener is not None:
+        listener["filter_chains"] = [c for c in listener["filter_chains"] if c.get("name") != "plaintext"]
+        for chain in listener["filter_chains"]:
+            chain.pop("filter_chain_match", None)
+        listener.pop("listener_filters", None)
+    return config
+
+
+# --- authz ----------------------------------------------------------------------------------------------
+
+
+def rbac_filters_removed(workload: str, config: Config) -> Config:
+    """The authorization filters are gone from the inbound HTTP filter chain."""
+    for hcm in _dicts(_inbound_listener(config)):
+        if "http_filters" in hcm:
+            hcm["http_filters"] = [f for f in hcm["http_filters"] if not f["name"].startswith("meshproof.authz.")]
+    return config
+
+
+def rbac_shadow_only(workload: str, config: Config) -> Config:
+    """Policies are evaluated in shadow (dry-run) mode: logged, never enforced."""
+    for per_route in _per_filter(config).values():
+        rbac = per_route.get("rbac")
+        if rbac and "rules" in rbac:
+            rbac["shadow_rules"] = rbac.pop("rules")
+    return config
+
+
+def principal_misspelled(workload: str, config: Config) -> Config:
+    """api-gateway's principal is misspelled in the rendered policy."""
+    route = _inbound_route(config)
+    if route is not None:
+        text = json.dumps(route).replace("/sa/api-gateway", "/sa/api-gatway")
+        route.clear()
+        route.update(json.loads(text))
+    return config
+
+
+def methods_ignored(workload: str, config: Config) -> Config:
+    """Method conditions are dropped from every rule: a listed principal may use any method."""
+    for node in _dicts(_per_filter(config)):
+        if "and_rules" in node:
+            kept = [rule for rule in node["and_rules"]["rules"] if ":method" not in json.dumps(rule)]
+            node["and_rules"]["rules"] = kept or [{"any": True}]
+    return config
+
+
+def path_prefix_widened(workload: str, config: Config) -> Config:
+    """The orders prefix /api/v1/orders/ is rendered as /api/."""
+    for node in _dicts(_per_filter(config)):
+        if node.get("prefix") == "/api/v1/orders/":
+            node["prefix"] = "/api/"
+    return config
+
+
+def deny_ignored(workload: str, config: Config) -> Config:
+    """DENY policies are not enforced."""
+    _per_filter(config).pop("meshproof.authz.deny", None)
+    return config
+
+
+def empty_allow_allows_all(workload: str, config: Config) -> Config:
+    """An ALLOW policy without rules is treated as no policy at all."""
+    per_filter = _per_filter(config)
+    allow = per_filter.get("meshproof.authz.allow")
+    if allow is not None and not allow["rbac"]["rules"]["policies"]:
+        del per_filter["meshproof.authz.allow"]
+    return config
+
+
+def policy_leaks_to_other_workloads(workload: str, config: Config) -> Config:
+    """order-service's policy is also enforced on payment-service, which no policy selects."""
+    route = _inbound_route(config)
+    if workload == "payment-service" and route is not None:
+        route["virtual_hosts"][0]["typed_per_filter_config"] = {"meshproof.authz.allow": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+            "rbac": {"rules": {"action": "ALLOW", "policies": {"leaked": {
+                "permissions": [{"any": True}],
+                "principals": [{"authenticated": {"principal_name": {
+                    "exact": "spiffe://cluster.local/ns/default/sa/api-gateway"}}}]}}}},
+        }}
+    return config
