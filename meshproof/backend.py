@@ -103,6 +103,13 @@ class Tally:
         )
 
 
+class FaultKind(StrEnum):
+    """Faults a backend can inject into one workload instance; `reset()` undoes them all."""
+
+    PROXY_CRASH = "proxy_crash"  # the instance's proxy dies: open connections reset, new ones refused
+    APP_ERROR = "app_error"  # the app answers every request with an error status (param: status)
+
+
 class Transport(StrEnum):
     """How an unmeshed client talks to a workload's inbound port."""
 
@@ -175,6 +182,10 @@ class Backend(ABC):
     @abstractmethod
     def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
         """A client outside the mesh connecting straight to a workload instance's inbound address."""
+
+    @abstractmethod
+    def fault(self, kind: FaultKind, instance: str, **params: Any) -> None:
+        """Inject a fault into one instance until the next `reset()`."""
 
     @abstractmethod
     def observed_identity(self, response: Response) -> ObservedIdentity:

@@ -83,6 +83,13 @@ class Supervisor:
             kill_processes([child.record], grace=grace)
             child.popen.wait()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL at once, as a crash would; the child is forgotten."""
+        child = self.children.pop(name, None)
+        if child is not None:
+            child.popen.kill()
+            child.popen.wait()
+
     def stop_all(self, *, grace: float = 2.0) -> None:
         children = list(self.children.values())
         self.children.clear()

@@ -19,7 +19,7 @@ import yaml
 
 from meshproof.durations import parse_duration
 from meshproof.errors import UserError
-from meshproof.intent import RouteRule
+from meshproof.intent import Retry, RouteRule
 
 Duration = Annotated[float, "duration"]  # seconds; written "300ms", "3s" in YAML
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +50,47 @@ class LocalMeshSettings:
 
 
 @dataclass(frozen=True)
+class RetriesProfile:
+    """The seed's VirtualService: `timeout: 10s`, `retries: {attempts: 3, perTryTimeout: 3s,
+    retryOn: 5xx,reset,connect-failure}`; durations scaled down 10x by default."""
+
+    attempts: int = 3
+    per_try_timeout: Duration = 0.3
+    timeout: Duration = 1.0
+    retry_on: list[str] = field(default_factory=lambda: ["5xx", "reset", "connect-failure"])
+
+    def validate(self) -> None:
+        self.retry()
+        if (1 + self.attempts) * self.per_try_timeout <= self.timeout:
+            raise ValueError(
+                f"(1 + attempts) x per_try_timeout = {(1 + self.attempts) * self.per_try_timeout:g}s must exceed "
+                f"timeout = {self.timeout:g}s, as in the seed, so that the route timeout bounds the retries"
+            )
+
+    def retry(self) -> Retry:
+        return Retry(self.attempts, per_try_timeout=self.per_try_timeout, retry_on=tuple(self.retry_on))
+
+
+@dataclass(frozen=True)
+class TimingProfile:
+    """Where timing tolerances come from: the scheduling noise measured right before each timing check.
+
+    tolerance late = floor + multiplier x p99.9 of `noise_samples` fast calls on the same path;
+    tolerance early = floor + p99.9 (Envoy arms timers from its event loop's cached time, so a timer
+    can fire early by up to one loop iteration: measured here, 504s arrived up to 2.6 ms before T).
+    """
+
+    noise_samples: int = 200
+    multiplier: float = 3.0
+    floor: Duration = 0.010
+    retry_backoff: Duration = 0.025  # a first retry waits U(0, 25ms) in Envoy, Istio's default base_interval
+
+    def validate(self) -> None:
+        if self.noise_samples < 50 or self.multiplier < 1 or self.floor < 0:
+            raise ValueError("noise_samples >= 50, multiplier >= 1 and floor >= 0 are required")
+
+
+@dataclass(frozen=True)
 class CanaryProfile:
     """The seed's canary: the default split, the rollout steps and the health gate."""
 
@@ -71,6 +112,8 @@ class Profile:
     description: str = "scaled-down timings so the suites run in minutes"
     timeouts: Timeouts = field(default_factory=Timeouts)
     local: LocalMeshSettings = field(default_factory=LocalMeshSettings)
+    retries: RetriesProfile = field(default_factory=RetriesProfile)
+    timing: TimingProfile = field(default_factory=TimingProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
 
 

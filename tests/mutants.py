@@ -175,3 +175,86 @@ def policy_leaks_to_other_workloads(workload: str, config: Config) -> Config:
                     "exact": "spiffe://cluster.local/ns/default/sa/api-gateway"}}}]}}}},
         }}
     return config
+
+
+# --- retries and timeouts (on every caller's outbound routes) -------------------------------------------
+
+
+def _route_actions(config: Config) -> Iterator[dict[str, Any]]:
+    for route_config in resources(config, "RouteConfiguration"):
+        if route_config["name"] == "outbound":
+            for host in route_config["virtual_hosts"]:
+                for route in host["routes"]:
+                    yield route["route"]
+
+
+def _retry_policies(config: Config) -> Iterator[dict[str, Any]]:
+    for action in _route_actions(config):
+        if "retry_policy" in action:
+            yield action["retry_policy"]
+
+
+def fewer_retries(workload: str, config: Config) -> Config:
+    for policy in _retry_policies(config):
+        policy["num_retries"] -= 1
+    return config
+
+
+def more_retries(workload: str, config: Config) -> Config:
+    for policy in _retry_policies(config):
+        policy["num_retries"] += 1
+    return config
+
+
+def retry_on_4xx_too(workload: str, config: Config) -> Config:
+    """Client errors are retried as well: the route's retryOn is not honoured."""
+    for policy in _retry_policies(config):
+        policy["retry_on"] += ",retriable-status-codes"
+        policy["retriable_status_codes"] = [404, 409]
+    return config
+
+
+# Envoy's 5xx and gateway-error also retry resets and connect failures (both end in a 503), so the
+# mutants below drop those too, and fall back to a condition that covers neither.
+_NEITHER = "retriable-4xx"
+
+
+def _drop_conditions(config: Config, dropped: tuple[str, ...]) -> Config:
+    for policy in _retry_policies(config):
+        policy["retry_on"] = ",".join(c for c in policy["retry_on"].split(",") if c not in dropped) or _NEITHER
+    return config
+
+
+def reset_never_retried(workload: str, config: Config) -> Config:
+    return _drop_conditions(config, ("reset", "5xx", "gateway-error"))
+
+
+def reset_always_retried(workload: str, config: Config) -> Config:
+    for policy in _retry_policies(config):
+        if "reset" not in policy["retry_on"].split(","):
+            policy["retry_on"] += ",reset"
+    return config
+
+
+def connect_failure_never_retried(workload: str, config: Config) -> Config:
+    return _drop_conditions(config, ("connect-failure", "5xx", "gateway-error", "reset"))
+
+
+def no_per_try_timeout(workload: str, config: Config) -> Config:
+    for policy in _retry_policies(config):
+        policy.pop("per_try_timeout", None)
+    return config
+
+
+def longer_route_timeout(workload: str, config: Config) -> Config:
+    """The route timeout is rendered 50% longer than asked."""
+    for action in _route_actions(config):
+        seconds = float(action["timeout"].rstrip("s"))
+        action["timeout"] = f"{seconds * 1.5:.3f}s"
+    return config
+
+
+def no_route_timeout(workload: str, config: Config) -> Config:
+    for action in _route_actions(config):
+        action["timeout"] = "0s"
+    return config

@@ -176,7 +176,7 @@ class Tally:
             "statuses": dict(self.statuses),
             "version_statuses": dict(self.version_statuses),
             "errors": dict(self.errors),
-            "latency_s": {"p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)},
+            "latency_s": {"p50": quantile(0.5), "p99": quantile(0.99), "p999": quantile(0.999), "max": quantile(1.0)},
         }
 
 

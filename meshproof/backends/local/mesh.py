@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import psutil
 
-from meshproof.backend import Backend, ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
+from meshproof.backend import Backend, FaultKind, ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
 from meshproof.backends.local import render
 from meshproof.backends.local.ca import LocalCA, Svid
 from meshproof.backends.local.hook import ConfigHook, run_hook
@@ -99,7 +99,9 @@ class LocalMesh(Backend):
         self.intents: tuple[Intent, ...] = ()
         self.foreign_client: Svid | None = None
         self.startup: dict[str, Any] = {}
+        self.crashed: set[str] = set()
         self._envoy_version = ""
+        self._bootstraps: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def up(self, workloads: Sequence[Workload], baseline: Sequence[Intent]) -> None:
@@ -147,18 +149,16 @@ class LocalMesh(Backend):
         for name, sidecar in self.sidecars.items():
             for kind in render.XDS_KINDS:
                 sidecar.write(kind, configs[name][kind])
-            bootstrap = run_hook(self.hook, sidecar.instance.workload.name,
-                                 render.bootstrap(sidecar.instance, sidecar.files), "bootstrap")
-            sidecar.start(supervisor, bootstrap, logs / f"envoy-{name}.log")
+            self._bootstraps[name] = run_hook(self.hook, sidecar.instance.workload.name,
+                                              render.bootstrap(sidecar.instance, sidecar.files), "bootstrap")
+            sidecar.start(supervisor, self._bootstraps[name], logs / f"envoy-{name}.log")
             sidecar_started[name] = time.monotonic()
         ready_at: dict[str, float] = {}
 
         def all_ready() -> bool:
             for name, sidecar in self.sidecars.items():
-                if name not in ready_at:
-                    sidecar.check_alive()
-                    if sidecar.running_admin():
-                        ready_at[name] = time.monotonic()
+                if name not in ready_at and sidecar.ready():
+                    ready_at[name] = time.monotonic()
             return len(ready_at) == len(self.sidecars) and all(app.healthy() for app in self.apps.values())
 
         if not wait_until(all_ready, timeout=self.profile.timeouts.startup):
@@ -222,10 +222,10 @@ class LocalMesh(Backend):
     def apply(self, intents: Sequence[Intent]) -> None:
         configs = self._render(intents)
         for kind in render.XDS_KINDS:  # in order: a route must never name a cluster not yet served
-            pending = [
+            pending = [  # a crashed sidecar reads its files when it comes back; nothing to wait for now
                 (sidecar, push)
                 for name, sidecar in self.sidecars.items()
-                if (push := sidecar.write(kind, configs[name][kind])) is not None
+                if (push := sidecar.write(kind, configs[name][kind])) is not None and name not in self.crashed
             ]
             self._wait_served(pending)
         self.intents = tuple(intents)
@@ -243,9 +243,37 @@ class LocalMesh(Backend):
                             f"{late} (raise timeouts.apply in the profile if the machine is very slow)")
 
     def reset(self) -> None:
+        self._restart_crashed()
         self.apply(self.baseline)
         for app in self.apps.values():
             app.control.post("/reset").raise_for_status()
+
+    def fault(self, kind: FaultKind, instance: str, **params: Any) -> None:
+        if instance not in self.sidecars:
+            raise UserError(f"no instance {instance!r} in the local mesh")
+        if kind is FaultKind.PROXY_CRASH:
+            assert self.supervisor is not None
+            self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
+            self.crashed.add(instance)
+        elif kind is FaultKind.APP_ERROR:
+            self.apps[instance].control.post("/fault", json={"status": int(params.get("status", 503))})
+        else:
+            raise UserError(f"the local mesh cannot inject {kind}")
+
+    def _restart_crashed(self) -> None:
+        """Bring crashed sidecars back with the config they had; wait until they serve it again."""
+        if not self.crashed:
+            return
+        assert self.supervisor is not None and self.run is not None
+        restarted = [self.sidecars[name] for name in sorted(self.crashed)]
+        for sidecar in restarted:
+            sidecar.start(self.supervisor, self._bootstraps[sidecar.instance.name],
+                          self.run.path / "logs" / f"envoy-{sidecar.instance.name}.log")
+        if not wait_until(lambda: all(sidecar.ready() for sidecar in restarted),
+                          timeout=self.profile.timeouts.startup):
+            raise UserError(f"crashed sidecars did not come back within {self.profile.timeouts.startup:.0f}s")
+        self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()])
+        self.crashed.clear()
 
     # --- traffic --------------------------------------------------------------------------------------
     def _caller(self, source: str) -> _App:

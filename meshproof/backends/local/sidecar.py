@@ -136,6 +136,11 @@ class Sidecar:
                 result[match.group(1)] = match.group(2)
         return result
 
+    def ready(self) -> bool:
+        """Envoy is up and initialised; raises ConfigRejected when it died instead."""
+        self.check_alive()
+        return self.running_admin()
+
     def check_alive(self) -> None:
         if self.child is not None and self.child.exited() is not None:
             raise ConfigRejected(
