@@ -93,6 +93,8 @@ class Tally:
     version_statuses: Mapping[str, int]
     errors: Mapping[str, int]
     latency: Mapping[str, float | None]
+    trace: tuple[TraceRow, ...] = ()
+    started_at: float = 0.0  # wall-clock time (s since the epoch) at the calling workload when it began
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tally:
@@ -100,7 +102,20 @@ class Tally:
             sent=data["sent"], elapsed=data["elapsed_s"], versions=data["versions"],
             instances=data["instances"], statuses=data["statuses"],
             version_statuses=data["version_statuses"], errors=data["errors"], latency=data["latency_s"],
+            trace=tuple(TraceRow(*row) for row in data.get("trace") or ()),
+            started_at=data.get("started_at", 0.0),
         )
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    """One request of a traced batch, in send order."""
+
+    sent_at: float  # seconds since the batch started, at the calling workload
+    latency: float
+    instance: str | None  # the echo instance that answered; None when a proxy answered or it failed
+    outcome: int | str  # HTTP status, or the failure kind
+    headers: Mapping[str, str]
 
 
 class FaultKind(StrEnum):
@@ -177,7 +192,9 @@ class Backend(ABC):
 
     @abstractmethod
     def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
-                   concurrency: int = 8) -> Tally: ...
+                   concurrency: int = 8, capture: tuple[str, ...] | None = None) -> Tally:
+        """`count` requests over `concurrency` connections at `rate` req/s (0: as fast as they go).
+        With `capture`, the tally carries a per-request trace keeping those response headers."""
 
     @abstractmethod
     def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
@@ -197,6 +214,13 @@ class Backend(ABC):
     @abstractmethod
     def attempts(self, service: str, key: str, namespace: str = "default") -> dict[str, int]:
         """Requests each instance of `service` received for `key` since the last reset."""
+
+    #: A response header (name, value) by which the mesh flags a circuit-breaker overflow, if it has one.
+    overflow_marker: ClassVar[tuple[str, str] | None] = None
+
+    @abstractmethod
+    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
+        """The caller proxy's own outlier-ejection counters for a service, where the mesh exposes them."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

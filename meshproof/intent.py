@@ -161,8 +161,8 @@ class Rule:
     paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for principal in self.principals:
-            Identity.parse(principal)
+        # Either spelling is accepted; Istio's (no scheme) is kept, so renderers add the scheme once.
+        object.__setattr__(self, "principals", tuple(Identity.parse(p).principal for p in self.principals))
         for method in self.methods:
             if method not in HTTP_METHODS:
                 raise ValueError(f"unknown HTTP method {method!r} in an authorization rule")
@@ -199,6 +199,8 @@ class Retry:
 
     `retry_on` holds conditions from RETRY_CONDITIONS and HTTP status codes as strings ("503").
     `attempts=0` turns retries off explicitly, which is not the same as leaving the mesh's default.
+    Conditions mean what Envoy means: "5xx" and "gateway-error" also cover resets and connect
+    failures (both end in a 503), so only a list without them leaves those unretried.
     """
 
     attempts: int

@@ -19,7 +19,7 @@ import yaml
 
 from meshproof.durations import parse_duration
 from meshproof.errors import UserError
-from meshproof.intent import Retry, RouteRule
+from meshproof.intent import ConnectionPool, OutlierPolicy, RateLimit, Retry, RouteRule
 
 Duration = Annotated[float, "duration"]  # seconds; written "300ms", "3s" in YAML
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -91,6 +91,85 @@ class TimingProfile:
 
 
 @dataclass(frozen=True)
+class OutlierProfile:
+    """The seed's DestinationRule `outlierDetection` (5 errors, 10s, 30s, 50%) and its circuit-breaker
+    variant's `consecutiveGatewayErrors: 5` and `minHealthPercent: 30`; durations scaled down."""
+
+    consecutive_5xx: int = 5
+    consecutive_gateway_errors: int = 5
+    interval: Duration = 0.5
+    base_ejection_time: Duration = 2.0
+    max_ejection_percent: int = 50
+    min_health_percent: int = 0
+    probe_rate: float = 100.0  # requests per second while timing an ejection
+    # How long the mesh may take to act on a *second* ejection: Envoy merges host-health updates after
+    # the first into 1 s windows (common_lb_config.update_merge_window, which Istio leaves at 1 s);
+    # measured here, a second ejected endpoint kept its traffic for ~1 s, whatever the interval.
+    settle: Duration = 1.3
+
+    def validate(self) -> None:
+        self.policy("order-service")
+        if self.probe_rate <= 0:
+            raise ValueError("probe_rate must be > 0")
+        if self.settle >= self.base_ejection_time:
+            raise ValueError(f"settle ({self.settle:g}s) must be shorter than base_ejection_time "
+                             f"({self.base_ejection_time:g}s), or an ejection ends before it is observed")
+
+    def policy(self, service: str, **overrides: Any) -> OutlierPolicy:
+        settings = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                    if field.name not in ("probe_rate", "settle")}
+        return OutlierPolicy(service, **{**settings, **overrides})
+
+
+@dataclass(frozen=True)
+class ConnpoolProfile:
+    """The seed's DestinationRule `connectionPool`, scaled down; `excess` and `hold` shape the burst."""
+
+    max_connections: int = 4
+    http1_max_pending_requests: int = 4
+    http2_max_requests: int = 1000
+    max_requests_per_connection: int = 10
+    max_retries: int = 3
+    excess: int = 8  # requests beyond max_connections + pending in the overflow burst
+    hold: Duration = 0.5  # how long the app holds each burst request, so that the whole burst overlaps
+
+    def validate(self) -> None:
+        self.pool("order-service")
+        if self.http1_max_pending_requests < self.max_connections:
+            raise ValueError("the check opens max_connections connections in one wave, which queues them all: "
+                             "http1_max_pending_requests must be >= max_connections")
+
+    def pool(self, service: str) -> ConnectionPool:
+        return ConnectionPool(service, max_connections=self.max_connections,
+                              http1_max_pending_requests=self.http1_max_pending_requests,
+                              http2_max_requests=self.http2_max_requests,
+                              max_requests_per_connection=self.max_requests_per_connection,
+                              max_retries=self.max_retries)
+
+
+@dataclass(frozen=True)
+class RateLimitProfile:
+    """The seed's EnvoyFilter local rate limit on api-gateway (1000 tokens, 100 per 1s), scaled down."""
+
+    target: str = "api-gateway"
+    max_tokens: int = 100
+    tokens_per_fill: int = 10
+    fill_interval: Duration = 1.0
+    burst_extra: int = 50  # requests beyond the bucket in the burst
+
+    def validate(self) -> None:
+        self.limit()
+
+    def limit(self) -> RateLimit:
+        return RateLimit(self.target, self.max_tokens, self.tokens_per_fill, self.fill_interval)
+
+    @property
+    def refill_rate(self) -> float:
+        """Tokens per second: Envoy >= 1.33 refills continuously at tokens_per_fill / fill_interval."""
+        return self.tokens_per_fill / self.fill_interval
+
+
+@dataclass(frozen=True)
 class CanaryProfile:
     """The seed's canary: the default split, the rollout steps and the health gate."""
 
@@ -114,6 +193,9 @@ class Profile:
     local: LocalMeshSettings = field(default_factory=LocalMeshSettings)
     retries: RetriesProfile = field(default_factory=RetriesProfile)
     timing: TimingProfile = field(default_factory=TimingProfile)
+    outlier: OutlierProfile = field(default_factory=OutlierProfile)
+    connpool: ConnpoolProfile = field(default_factory=ConnpoolProfile)
+    ratelimit: RateLimitProfile = field(default_factory=RateLimitProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
 
 

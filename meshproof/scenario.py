@@ -15,6 +15,9 @@ from meshproof.intent import (
     Intent,
     MtlsMode,
     MtlsPolicy,
+    Retry,
+    Route,
+    RouteRule,
     Rule,
     Workload,
 )
@@ -53,6 +56,14 @@ BASELINE: tuple[Intent, ...] = (MtlsPolicy(MtlsMode.STRICT),)
 def seed_peer_authentication() -> MtlsPolicy:
     """`PeerAuthentication default` in namespace default: STRICT."""
     return MtlsPolicy(MtlsMode.STRICT, namespace="default")
+
+
+def seed_virtual_service(retries: Retry, timeout: float, weights: dict[str, int]) -> Route:
+    """`VirtualService order-service`: premium users to v2; everyone else split, with timeout and retries."""
+    return Route(ORDER_SERVICE, (
+        RouteRule(match=(PREMIUM,), splits={"v2": 100}),
+        RouteRule(splits=weights, timeout=timeout, retries=retries),
+    ))
 
 
 def seed_authorization_policy() -> AuthzPolicy:

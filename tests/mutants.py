@@ -258,3 +258,112 @@ def no_route_timeout(workload: str, config: Config) -> Config:
     for action in _route_actions(config):
         action["timeout"] = "0s"
     return config
+
+
+# --- outlier detection and connection pools (on every caller's clusters) --------------------------------
+
+
+def _outbound_clusters(config: Config) -> Iterator[dict[str, Any]]:
+    for cluster in resources(config, "Cluster"):
+        if cluster["name"].startswith("outbound|"):
+            yield cluster
+
+
+def _detectors(config: Config) -> Iterator[dict[str, Any]]:
+    for cluster in _outbound_clusters(config):
+        if "outlier_detection" in cluster:
+            yield cluster["outlier_detection"]
+
+
+def higher_ejection_threshold(workload: str, config: Config) -> Config:
+    for detector in _detectors(config):
+        for key in ("consecutive_5xx", "consecutive_gateway_failure"):
+            if key in detector:
+                detector[key] += 1
+    return config
+
+
+def lower_ejection_threshold(workload: str, config: Config) -> Config:
+    for detector in _detectors(config):
+        for key in ("consecutive_5xx", "consecutive_gateway_failure"):
+            if key in detector:
+                detector[key] -= 1
+    return config
+
+
+def max_ejection_percent_100(workload: str, config: Config) -> Config:
+    for detector in _detectors(config):
+        detector["max_ejection_percent"] = 100
+    return config
+
+
+def longer_ejection(workload: str, config: Config) -> Config:
+    """Endpoints stay ejected twice as long as asked."""
+    for detector in _detectors(config):
+        detector["base_ejection_time"] = f"{float(detector['base_ejection_time'].rstrip('s')) * 2:.3f}s"
+    return config
+
+
+def gateway_errors_count_every_5xx(workload: str, config: Config) -> Config:
+    """The gateway-error detector is wired to the 5xx counter."""
+    for detector in _detectors(config):
+        if detector.get("enforcing_consecutive_gateway_failure"):
+            detector["consecutive_5xx"] = detector.pop("consecutive_gateway_failure")
+            detector["enforcing_consecutive_5xx"] = 100
+            detector["enforcing_consecutive_gateway_failure"] = 0
+    return config
+
+
+def pool_limits_doubled(workload: str, config: Config) -> Config:
+    for cluster in _outbound_clusters(config):
+        thresholds = cluster["circuit_breakers"]["thresholds"][0]
+        for key in ("max_connections", "max_pending_requests"):
+            if thresholds[key] < 4294967295:
+                thresholds[key] *= 2
+    return config
+
+
+def no_circuit_breaker(workload: str, config: Config) -> Config:
+    for cluster in _outbound_clusters(config):
+        del cluster["circuit_breakers"]
+        cluster["circuit_breakers"] = {"thresholds": [{"max_connections": 100000, "max_pending_requests": 100000}]}
+    return config
+
+
+# --- the local rate limit (on the target's inbound route) -----------------------------------------------
+
+
+def _rate_limits(config: Config) -> Iterator[dict[str, Any]]:
+    limit = _per_filter(config).get("envoy.filters.http.local_ratelimit")
+    if limit is not None:
+        yield limit
+
+
+def bigger_bucket(workload: str, config: Config) -> Config:
+    for limit in _rate_limits(config):
+        limit["token_bucket"]["max_tokens"] = round(limit["token_bucket"]["max_tokens"] * 1.1)
+    return config
+
+
+def faster_refill(workload: str, config: Config) -> Config:
+    for limit in _rate_limits(config):
+        limit["token_bucket"]["tokens_per_fill"] *= 2
+    return config
+
+
+def rate_limit_not_enforced(workload: str, config: Config) -> Config:
+    for limit in _rate_limits(config):
+        limit["filter_enforced"]["default_value"]["numerator"] = 0
+    return config
+
+
+def rate_limit_headers_off(workload: str, config: Config) -> Config:
+    for limit in _rate_limits(config):
+        limit.pop("enable_x_ratelimit_headers", None)
+    return config
+
+
+def limited_header_missing(workload: str, config: Config) -> Config:
+    for limit in _rate_limits(config):
+        limit.pop("response_headers_to_add", None)
+    return config

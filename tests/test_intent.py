@@ -50,6 +50,11 @@ def test_a_malformed_intent_is_refused_with_the_reason(build: object, message: s
         build()
 
 
+def test_principals_are_kept_in_istios_spelling_whichever_was_given() -> None:
+    rule = Rule(principals=("spiffe://cluster.local/ns/default/sa/a", "cluster.local/ns/default/sa/b"))
+    assert rule.principals == ("cluster.local/ns/default/sa/a", "cluster.local/ns/default/sa/b")
+
+
 def test_mtls_policy_specificity_follows_istio() -> None:
     workload = Workload("order-service-v1", "order-service")
     assert MtlsPolicy(MtlsMode.STRICT).applies_to(workload) == 1

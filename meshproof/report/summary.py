@@ -8,7 +8,8 @@ _SYMBOL = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERRO
 
 
 def _key_measurement(measured: dict[str, Any]) -> str:
-    for name, entry in measured.items():
+    """The last value a check measured: checks measure the inputs first and the verdict's value last."""
+    for name, entry in reversed(measured.items()):
         value = entry.get("value") if isinstance(entry, dict) else entry
         unit = entry.get("unit", "") if isinstance(entry, dict) else ""
         if isinstance(value, float):

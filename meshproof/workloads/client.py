@@ -140,7 +140,11 @@ async def forward_one(
 
 @dataclass
 class Tally:
-    """What a batch saw, counted per version, instance, status and failure kind."""
+    """What a batch saw, counted per version, instance, status and failure kind.
+
+    With `capture`, it also keeps a trace: one row per request, in send order, of [send offset (s),
+    latency (s), serving instance, status or failure kind, {captured header: value}].
+    """
 
     sent: int = 0
     versions: Counter[str] = field(default_factory=Counter)
@@ -149,10 +153,20 @@ class Tally:
     version_statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    capture: tuple[str, ...] | None = None
+    trace: list[list[Any]] = field(default_factory=list)
 
-    def add(self, message: http1.Message | None, failure: ClientFailure | None, elapsed: float) -> None:
+    def add(self, message: http1.Message | None, failure: ClientFailure | None, elapsed: float,
+            sent_at: float = 0.0) -> None:
         self.sent += 1
         self.latencies.append(elapsed)
+        if self.capture is not None:
+            self.trace.append([
+                round(sent_at, 6), round(elapsed, 6),
+                message.headers.get(directives.SERVED_INSTANCE) if message else None,
+                message.status if message else (failure.kind if failure else "unknown"),
+                {name: message.headers[name] for name in self.capture if message and name in message.headers},
+            ])
         if failure is not None or message is None:
             self.errors[failure.kind if failure else "unknown"] += 1
             return
@@ -177,6 +191,7 @@ class Tally:
             "version_statuses": dict(self.version_statuses),
             "errors": dict(self.errors),
             "latency_s": {"p50": quantile(0.5), "p99": quantile(0.99), "p999": quantile(0.999), "max": quantile(1.0)},
+            "trace": sorted(self.trace) if self.capture is not None else None,
         }
 
 
@@ -191,14 +206,16 @@ async def forward_batch(
     rate: float,
     concurrency: int,
     timeout: float,
+    capture: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Send `count` requests over `concurrency` keep-alive connections, at `rate` req/s (0: at once).
 
     Requests follow a constant-arrival schedule; a worker that falls behind sends at once, so the
     batch never takes longer than its schedule unless the path itself is slower.
     """
-    tally = Tally()
+    tally = Tally(capture=capture)
     next_index = 0
+    started_wall = time.time()
     started = time.perf_counter()
 
     async def worker() -> None:
@@ -215,11 +232,11 @@ async def forward_batch(
                 sent_at = time.perf_counter()
                 try:
                     message = await pool.request(method, target, headers, body, timeout)
-                    tally.add(message, None, time.perf_counter() - sent_at)
+                    tally.add(message, None, time.perf_counter() - sent_at, sent_at - started)
                 except ClientFailure as failure:
-                    tally.add(None, failure, time.perf_counter() - sent_at)
+                    tally.add(None, failure, time.perf_counter() - sent_at, sent_at - started)
         finally:
             pool.close()
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
-    return tally.to_json(time.perf_counter() - started)
+    return {**tally.to_json(time.perf_counter() - started), "started_at": started_wall}

@@ -270,6 +270,7 @@ class EchoApp:
             result = await client.forward_batch(
                 upstream, method, path, headers, body, count=count, rate=float(payload.get("rate", 0)),
                 concurrency=int(payload.get("concurrency", 8)), timeout=timeout,
+                capture=None if payload.get("capture") is None else tuple(payload["capture"]),
             )
             return _json(200, result)
         key = (upstream.connect_host, upstream.connect_port)

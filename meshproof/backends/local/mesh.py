@@ -82,6 +82,7 @@ class _App:
 
 class LocalMesh(Backend):
     name = "local"
+    overflow_marker = ("x-envoy-overloaded", "true")
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -306,9 +307,10 @@ class LocalMesh(Backend):
                         elapsed=data["elapsed_s"], error=data["error"], detail=data.get("detail", ""))
 
     def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
-                   concurrency: int = 8) -> Tally:
+                   concurrency: int = 8, capture: tuple[str, ...] | None = None) -> Tally:
         app = self._caller(source)
-        payload = {**self._forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency}
+        payload = {**self._forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency,
+                   "capture": None if capture is None else list(capture)}
         expected = count / rate if rate else count / 200
         reply = app.control.post("/forward", json=payload, timeout=expected * 3 + request.timeout + 30)
         reply.raise_for_status()
@@ -365,6 +367,12 @@ class LocalMesh(Backend):
         config = self.artifacts_dir / "config" if self.artifacts_dir else None
         return {"intents": [as_json(intent) for intent in self.intents], "proxy_log": complaints,
                 "config": str(config) if config else "(run with --out to keep the rendered config)"}
+
+    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
+        sidecar = self.sidecars[self._caller(source).instance.name]
+        port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
+        prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
+        return {name.removeprefix(prefix): int(value) for name, value in sidecar.stats(prefix).items()}
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,195 @@
+"""outlier: callers eject an endpoint after exactly N consecutive errors, for a measured time, and never
+more endpoints than maxEjectionPercent allows.
+
+Reference: the seed's DestinationRule `outlierDetection: {consecutive5xxErrors: 5, interval: 10s,
+baseEjectionTime: 30s, maxEjectionPercent: 50}` and the circuit-breaker variant's
+`consecutiveGatewayErrors: 5` (scaled by the profile). Traffic goes to the whole service (three
+endpoints, no subsets) with retries off, so every error is seen; one endpoint fails on demand and the
+per-endpoint timeline of a batch sent from api-gateway, one request at a time, shows what happened.
+Counts are exact; the ejection's duration is judged in a window: an endpoint returns on the detector's
+first sweep after baseEjectionTime, so between base and base + interval (Envoy's
+checkHostForUneject), plus the probe spacing and the measured noise.
+"""
+
+import time
+import uuid
+from collections.abc import Sequence
+
+import pytest
+
+from meshproof import scenario
+from meshproof.backend import Backend, FaultKind, Request, Tally, TraceRow
+from meshproof.checks import Check
+from meshproof.intent import OutlierPolicy, Retry, Route, RouteRule
+from meshproof.profile import Profile
+from meshproof.timing import measure_noise
+from meshproof.workloads.directives import Echo
+
+pytestmark = pytest.mark.capability("outlier")
+
+CALLER = scenario.API_GATEWAY
+NO_RETRIES = Route(scenario.ORDER_SERVICE, (RouteRule(retries=Retry(0)),))
+
+
+def _apply(mesh: Backend, policy: OutlierPolicy) -> list[str]:
+    mesh.apply([*scenario.BASELINE, NO_RETRIES, policy])
+    return mesh.instances(scenario.ORDER_SERVICE)
+
+
+def _sequential(mesh: Backend, echo: Echo, count: int, rate: float = 0.0) -> Tally:
+    request = Request(scenario.ORDER_SERVICE, "/api/v1/orders/1", headers=echo.headers())
+    return mesh.call_batch(CALLER, request, count=count, rate=rate, concurrency=1, capture=())
+
+
+def _served_by(trace: Sequence[TraceRow], instance: str) -> list[TraceRow]:
+    return [row for row in trace if row.instance == instance]
+
+
+def _timeline(trace: Sequence[TraceRow], instances: Sequence[str]) -> dict[str, str]:
+    """Per endpoint, its outcomes in order, compressed: '500x5 200x12'."""
+    compressed = {}
+    for instance in instances:
+        runs: list[list[object]] = []
+        for row in _served_by(trace, instance):
+            if runs and runs[-1][0] == row.outcome:
+                runs[-1][1] = int(str(runs[-1][1])) + 1
+            else:
+                runs.append([row.outcome, 1])
+        compressed[instance] = " ".join(f"{outcome}x{n}" for outcome, n in runs) or "(no requests)"
+    return compressed
+
+
+def _record(check: Check, mesh: Backend, phase: str, tally: Tally, instances: Sequence[str]) -> None:
+    check.evidence({"phase": phase, "requests": tally.sent, "timeline": _timeline(tally.trace, instances),
+                    "proxy_outlier_stats": mesh.outlier_stats(CALLER, scenario.ORDER_SERVICE)})
+
+
+def _errors_before_silence(rows: Sequence[TraceRow], status: int) -> tuple[int, int]:
+    """(errors the endpoint returned, requests it got after its last error)."""
+    errors = [index for index, row in enumerate(rows) if row.outcome == status]
+    return len(errors), (len(rows) - errors[-1] - 1) if errors else len(rows)
+
+
+def test_an_endpoint_is_ejected_after_exactly_n_consecutive_errors_and_not_after_n_minus_1(
+    mesh: Backend, check: Check, profile: Profile
+) -> None:
+    """An endpoint failing N-1 times in a row stays in; failing N times in a row, it is ejected at once."""
+    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_gateway_errors=None)
+    threshold = policy.consecutive_5xx
+    assert threshold is not None
+    instances = _apply(mesh, policy)
+    failing = instances[0]
+    check.criterion(f"consecutive5xxErrors={threshold}, HTTP 500 from {failing} only, requests one at a time: after "
+                    f"{threshold - 1} errors it keeps getting traffic; after {threshold} errors it gets none for the "
+                    "rest of the batch (well inside baseEjectionTime); exact counts")
+    below = _sequential(mesh, Echo(key=uuid.uuid4().hex, status=500, first=threshold - 1, only_instance=failing),
+                        count=len(instances) * (2 * threshold + 4))
+    _record(check, mesh, f"{threshold - 1} errors", below, instances)
+    rows = _served_by(below.trace, failing)
+    errors, after = _errors_before_silence(rows, 500)
+    check.measure("errors_then_requests_below_threshold", [errors, after], "requests")
+    check.expect(errors == threshold - 1 and after >= threshold,
+                 f"outlier threshold: after {errors} consecutive errors (one fewer than {threshold}) {failing} got "
+                 f"only {after} more requests; it must stay in the pool")
+    at = _sequential(mesh, Echo(status=500, only_instance=failing), count=len(instances) * (threshold + 10))
+    _record(check, mesh, f"{threshold} errors", at, instances)
+    errors, after = _errors_before_silence(_served_by(at.trace, failing), 500)
+    check.measure("errors_before_ejection", errors, "errors", expected=threshold)
+    check.expect(errors == threshold and after == 0,
+                 f"outlier threshold: {failing} returned {errors} consecutive errors and then got {after} more "
+                 f"requests; expected exactly {threshold} errors, then none (ejected)")
+
+
+def test_an_ejected_endpoint_gets_no_traffic_for_the_base_ejection_time_then_returns(
+    mesh: Backend, check: Check, profile: Profile
+) -> None:
+    """An ejected endpoint receives no traffic for baseEjectionTime (within the stated window), then again."""
+    settings = profile.outlier
+    policy = settings.policy(scenario.ORDER_SERVICE)
+    threshold = policy.consecutive_5xx
+    assert threshold is not None
+    instances = _apply(mesh, policy)
+    failing = instances[0]
+    noise = measure_noise(mesh, check, CALLER, Request(scenario.ORDER_SERVICE, "/"), profile.timing)
+    spacing = len(instances) / settings.probe_rate  # how soon a returned endpoint is picked again (round robin)
+    window = noise.window(settings.base_ejection_time, profile.timing, extra_late=settings.interval + spacing)
+    check.criterion(f"{failing} fails its first {threshold} requests, then recovers; probes at "
+                    f"{settings.probe_rate:g}/s: the time from its last error to its next request is in "
+                    f"{window.describe()} = baseEjectionTime {settings.base_ejection_time:g}s, + up to one sweep "
+                    f"interval {settings.interval:g}s + one round-robin cycle {spacing * 1000:.0f} ms, +/- the "
+                    "measured noise bounds")
+    duration = settings.base_ejection_time + settings.interval + 1.0
+    tally = _sequential(mesh, Echo(key=uuid.uuid4().hex, status=500, first=threshold, only_instance=failing),
+                        count=round(duration * settings.probe_rate), rate=settings.probe_rate)
+    _record(check, mesh, "ejection", tally, instances)
+    rows = _served_by(tally.trace, failing)
+    errors = [row for row in rows if row.outcome == 500]
+    back = [row for row in rows if row.outcome == 200]
+    check.expect(len(errors) == threshold and bool(back),
+                 f"outlier ejection time: {failing} returned {len(errors)} errors and then "
+                 f"{'served again' if back else 'never served again'} within {duration:g}s; expected {threshold} "
+                 "errors, then traffic again")
+    ejected_for = back[0].sent_at - (errors[-1].sent_at + errors[-1].latency)
+    check.measure("ejected_for", round(ejected_for, 4), "s", window_s=[round(window.low, 4), round(window.high, 4)])
+    check.expect(window.contains(ejected_for),
+                 f"outlier ejection time: {failing} was out of the pool for {ejected_for * 1000:.0f} ms, outside "
+                 f"{window.describe()}")
+
+
+@pytest.mark.requires("outlier.max_ejection_percent")
+def test_no_more_endpoints_than_max_ejection_percent_are_ejected(
+    mesh: Backend, check: Check, profile: Profile
+) -> None:
+    """With more failing endpoints than maxEjectionPercent allows, only the allowed number is ejected."""
+    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_gateway_errors=None)
+    threshold = policy.consecutive_5xx
+    assert threshold is not None
+    instances = _apply(mesh, policy)
+    allowed = len(instances) * policy.max_ejection_percent // 100  # an ejection may not exceed the percentage
+    if allowed + 1 > len(instances):
+        pytest.skip(f"maxEjectionPercent {policy.max_ejection_percent} allows ejecting all {len(instances)} endpoints")
+    failing = instances[: allowed + 1]
+    settle = profile.outlier.settle
+    check.criterion(f"{len(instances)} endpoints, maxEjectionPercent={policy.max_ejection_percent}: at most "
+                    f"{allowed} may be ejected; {len(failing)} answer every request with 500; once each has failed "
+                    f"{threshold} times and {settle:g}s have passed (outlier.settle: Envoy merges later host-health "
+                    f"updates into 1 s windows), exactly {allowed} of them get no more traffic")
+    for instance in failing:
+        mesh.fault(FaultKind.APP_ERROR, instance, status=500)
+    rounds = _sequential(mesh, Echo(), count=len(instances) * (threshold + 2) * len(failing))
+    _record(check, mesh, "every failing endpoint past the threshold", rounds, instances)
+    time.sleep(settle)  # the mesh may batch the second ejection (profile: outlier.settle), judged after it
+    tail = _sequential(mesh, Echo(), count=len(instances) * 10)
+    _record(check, mesh, f"{settle:.2f}s later", tail, instances)
+    still_served = {row.instance for row in tail.trace}
+    ejected = [instance for instance in failing if instance not in still_served]
+    check.measure("ejected", len(ejected), "endpoints", allowed=allowed, which=ejected)
+    check.expect(len(ejected) == allowed,
+                 f"maxEjectionPercent: {len(ejected)} of {len(instances)} endpoints were ejected ({ejected}); "
+                 f"{policy.max_ejection_percent}% allows exactly {allowed}")
+
+
+@pytest.mark.requires("outlier.gateway_errors")
+def test_consecutive_gateway_errors_eject_on_503_but_not_on_500(mesh: Backend, check: Check, profile: Profile) -> None:
+    """consecutiveGatewayErrors counts only 502/503/504: repeated 500s do not eject, N 503s do."""
+    threshold = profile.outlier.consecutive_gateway_errors
+    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_5xx=None)
+    instances = _apply(mesh, policy)
+    failing = instances[0]
+    check.criterion(f"consecutiveGatewayErrors={threshold}, consecutive5xxErrors off: {failing} answering 500 "
+                    f"{threshold + 5} times in a row keeps getting traffic; answering 503, it is ejected after exactly "
+                    f"{threshold}")
+    echo = Echo(status=500, only_instance=failing, key=uuid.uuid4().hex, first=threshold + 5)
+    five_hundreds = _sequential(mesh, echo, count=len(instances) * (threshold + 10))
+    _record(check, mesh, "500s", five_hundreds, instances)
+    errors, after = _errors_before_silence(_served_by(five_hundreds.trace, failing), 500)
+    check.expect(errors == threshold + 5 and after > 0,
+                 f"outlier gateway errors: {failing} was ejected by {errors} HTTP 500s (got {after} requests after); "
+                 "500 is not a gateway error")
+    gateway = _sequential(mesh, Echo(status=503, only_instance=failing), count=len(instances) * (threshold + 10))
+    _record(check, mesh, "503s", gateway, instances)
+    errors, after = _errors_before_silence(_served_by(gateway.trace, failing), 503)
+    check.measure("gateway_errors_before_ejection", errors, "errors", expected=threshold)
+    check.expect(errors == threshold and after == 0,
+                 f"outlier gateway errors: {failing} returned {errors} consecutive 503s, then got {after} more "
+                 f"requests; expected exactly {threshold}, then none")
