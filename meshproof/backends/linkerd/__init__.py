@@ -1,0 +1,7 @@
+"""The Linkerd backend: intents rendered as Linkerd resources and annotations (render.py). The cluster
+lifecycle (kind, install, deploy) is not wired in yet; when it is, it only calls the renderer. This
+package never imports another mesh's."""
+
+from meshproof.backends.linkerd.render import UNSUPPORTED, render
+
+__all__ = ["UNSUPPORTED", "render"]
