@@ -21,6 +21,7 @@ from meshproof.intent import (
     Rule,
     Workload,
 )
+from meshproof.profile import Profile
 
 ORDER_SERVICE = "order-service"
 API_GATEWAY = "api-gateway"
@@ -64,6 +65,18 @@ def seed_virtual_service(retries: Retry, timeout: float, weights: dict[str, int]
         RouteRule(match=(PREMIUM,), splits={"v2": 100}),
         RouteRule(splits=weights, timeout=timeout, retries=retries),
     ))
+
+
+def seed_intents(profile: Profile) -> tuple[Intent, ...]:
+    """Every resource of the seed at once, with the profile's values: what `meshproof render` shows."""
+    return (
+        seed_peer_authentication(),
+        seed_authorization_policy(),
+        seed_virtual_service(profile.retries.retry(), profile.retries.timeout, profile.canary.weights),
+        profile.outlier.policy(ORDER_SERVICE),
+        profile.connpool.pool(ORDER_SERVICE),
+        profile.ratelimit.limit(),
+    )
 
 
 def seed_authorization_policy() -> AuthzPolicy:

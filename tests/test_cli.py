@@ -70,3 +70,24 @@ def test_doctor_reports_envoy_and_what_the_cluster_meshes_miss(tmp_path: Path) -
     assert "ok       envoy 1.40" in done.stdout
     assert "MISSING  istioctl: not found on PATH" in done.stdout
     assert run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path).returncode == 2
+
+
+def test_render_prints_schema_valid_istio_resources_for_the_seed(tmp_path: Path) -> None:
+    done = run_meshproof("render", "--mesh", "istio", "--profile", "seed", state_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    kinds = [line.split(": ")[1] for line in done.stdout.splitlines() if line.startswith("kind: ")]
+    assert kinds == ["PeerAuthentication", "AuthorizationPolicy", "DestinationRule", "VirtualService", "EnvoyFilter"]
+    assert "perTryTimeout: 3s" in done.stdout and "consecutive5xxErrors: 5" in done.stdout
+
+
+def test_render_lists_what_linkerd_cannot_express(tmp_path: Path) -> None:
+    done = run_meshproof("render", "--mesh", "linkerd", state_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "# not rendered: ConnectionPool (connpool): Linkerd has no connection-pool" in done.stdout
+    assert "kind: Server" in done.stdout
+
+
+def test_render_shows_each_local_sidecars_envoy_config(tmp_path: Path) -> None:
+    done = run_meshproof("render", "--mesh", "local", state_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("sidecar: ") == 7 and "envoy.filters.http.local_ratelimit" in done.stdout
