@@ -118,6 +118,28 @@ class TraceRow:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class LoadTarget:
+    """Where a load generator standing in for a workload sends requests, and with which Host header."""
+
+    url: str
+    host: str
+
+
+@dataclass(frozen=True)
+class LoadSetup:
+    """The two paths a latency-overhead measurement compares, to the same serving instance.
+
+    `baseline`: straight to the app, no proxy; `mesh`: into the calling workload's proxy, across
+    mTLS to the serving instance's proxy, to the same app. `proxies` are the OS pids of those two
+    proxies (name -> pid), for their CPU and memory cost.
+    """
+
+    baseline: LoadTarget
+    mesh: LoadTarget
+    proxies: Mapping[str, int]
+
+
 class FaultKind(StrEnum):
     """Faults a backend can inject into one workload instance; `reset()` undoes them all."""
 
@@ -217,6 +239,11 @@ class Backend(ABC):
 
     #: A response header (name, value) by which the mesh flags a circuit-breaker overflow, if it has one.
     overflow_marker: ClassVar[tuple[str, str] | None] = None
+
+    @abstractmethod
+    def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
+        """Targets for load from `source` to the single instance of `service` at `version`. The caller
+        applies a route pinning that version first, so the mesh path ends at the baseline's app."""
 
     @abstractmethod
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:

@@ -13,6 +13,7 @@ from typing import Any
 from meshproof.results import CheckRecord
 
 ProgressSink = Callable[[str, str], None]  # (check id, text)
+LoadSink = Callable[[dict[str, Any]], None]  # receives one entry of results.json's "load" list
 
 
 class CheckFailed(AssertionError):
@@ -20,9 +21,11 @@ class CheckFailed(AssertionError):
 
 
 class Check:
-    def __init__(self, record: CheckRecord, progress: ProgressSink | None = None) -> None:
+    def __init__(self, record: CheckRecord, progress: ProgressSink | None = None,
+                 load_sink: LoadSink | None = None) -> None:
         self.record = record
         self._progress = progress
+        self._load_sink = load_sink
 
     @property
     def id(self) -> str:
@@ -48,6 +51,11 @@ class Check:
     def expect(self, condition: bool, message: str) -> None:
         if not condition:
             raise CheckFailed(message)
+
+    def record_load(self, entry: dict[str, Any]) -> None:
+        """One load measurement for results.json's `load` list (see meshproof.load for its shape)."""
+        if self._load_sink is not None:
+            self._load_sink({"check": self.record.id, **entry})
 
     def progress(self, text: str) -> None:
         """How far a long phase is ("sampled 4000/12000"); shown on a terminal, silent in CI."""

@@ -23,7 +23,18 @@ from typing import Any
 import httpx
 import psutil
 
-from meshproof.backend import Backend, FaultKind, ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
+from meshproof.backend import (
+    Backend,
+    FaultKind,
+    LoadSetup,
+    LoadTarget,
+    ObservedIdentity,
+    RawOutcome,
+    Request,
+    Response,
+    Tally,
+    Transport,
+)
 from meshproof.backends.local import render
 from meshproof.backends.local.ca import LocalCA, Svid
 from meshproof.backends.local.hook import ConfigHook, run_hook
@@ -367,6 +378,24 @@ class LocalMesh(Backend):
         config = self.artifacts_dir / "config" if self.artifacts_dir else None
         return {"intents": [as_json(intent) for intent in self.intents], "proxy_log": complaints,
                 "config": str(config) if config else "(run with --out to keep the rendered config)"}
+
+    def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
+        servers = self.topology.of_service(service, namespace, version)
+        if len(servers) != 1:
+            raise UserError(f"load needs exactly one instance of {service} {version}; the local mesh has "
+                            f"{len(servers)}")
+        server, client = servers[0], self._caller(source).instance
+        host = f"{service}.{namespace}"
+        proxies = {}
+        for instance in (client, server):
+            child = self.sidecars[instance.name].child
+            assert child is not None
+            proxies[f"envoy-{instance.name}"] = child.popen.pid
+        return LoadSetup(
+            baseline=LoadTarget(f"http://127.0.0.1:{server.app_port}", host),
+            mesh=LoadTarget(f"http://127.0.0.1:{client.outbound_port}", host),
+            proxies=proxies,
+        )
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
         sidecar = self.sidecars[self._caller(source).instance.name]
