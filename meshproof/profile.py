@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 
@@ -22,6 +22,7 @@ from meshproof.errors import UserError
 from meshproof.intent import ConnectionPool, OutlierPolicy, RateLimit, Retry, RouteRule
 
 Duration = Annotated[float, "duration"]  # seconds; written "300ms", "3s" in YAML
+T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROFILES_DIR = PROJECT_DIR / "profiles"
 
@@ -186,6 +187,13 @@ class CanaryProfile:
 
 
 @dataclass(frozen=True)
+class LoadSettings:
+    """Which load profile (loadprofiles/<name>.yaml, or a path) the load suite runs."""
+
+    profile: str = "default"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str = "default"
     description: str = "scaled-down timings so the suites run in minutes"
@@ -197,6 +205,7 @@ class Profile:
     connpool: ConnpoolProfile = field(default_factory=ConnpoolProfile)
     ratelimit: RateLimitProfile = field(default_factory=RateLimitProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
+    load: LoadSettings = field(default_factory=LoadSettings)
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -278,6 +287,31 @@ def _build(cls: Any, data: Any, where: str) -> Any:
     return instance
 
 
+def load_yaml_as(cls: type[T], path: Path, *, what: str) -> T:
+    """Read a YAML file into the frozen dataclass `cls` as strictly as a profile (unknown keys, wrong
+    types and failed `validate()`s are one-line UserErrors naming `what`, the file and the key)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot read it: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        place = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{what} {path}{place}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and "name" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+        data.setdefault("name", path.stem)
+    try:
+        result: T = _build(cls, data, "")
+    except _ProfileError as exc:
+        raise UserError(f"{what} {path}: {exc} (fix the value, or remove the key to keep the default)") from None
+    return result
+
+
 def resolve_profile_path(spec: str) -> Path:
     """A file path, or the name of a profile shipped in profiles/ (`seed`)."""
     path = Path(spec)
@@ -290,28 +324,11 @@ def load_profile(spec: str | None) -> Profile:
     if spec is None:
         return Profile()
     path = resolve_profile_path(spec)
-    try:
-        text = path.read_text()
-    except OSError as exc:
+    if not path.is_file():
         shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise UserError(f"profile {spec!r}: cannot read {path}: {exc.strerror} "
-                        f"(give a YAML file or one of: {shipped})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        place = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"profile {path}{place}: not valid YAML: {problem}") from None
-    if data is None:
-        data = {}
-    if isinstance(data, dict):
-        data.setdefault("name", path.stem)
-    try:
-        profile: Profile = _build(Profile, data, "")
-    except _ProfileError as exc:
-        raise UserError(f"profile {path}: {exc} (fix the value, or remove the key to keep the default)") from None
-    return profile
+        raise UserError(f"profile {spec!r}: cannot read {path}: No such file or directory "
+                        f"(give a YAML file or one of: {shipped})")
+    return load_yaml_as(Profile, path, what="profile")
 
 
 def profile_as_dict(profile: Profile) -> dict[str, Any]:
