@@ -140,6 +140,22 @@ class LoadSetup:
     proxies: Mapping[str, int]
 
 
+@dataclass(frozen=True)
+class RequestCounts:
+    """Requests a version's proxies answered, as the mesh's own telemetry counts them (destination side,
+    like Istio's istio_requests_total{reporter="destination"}); cumulative, so callers take differences."""
+
+    total: int
+    server_errors: int  # 5xx
+
+    def __sub__(self, earlier: RequestCounts) -> RequestCounts:
+        return RequestCounts(self.total - earlier.total, self.server_errors - earlier.server_errors)
+
+    @property
+    def error_rate(self) -> float:
+        return self.server_errors / self.total if self.total else 0.0
+
+
 class FaultKind(StrEnum):
     """Faults a backend can inject into one workload instance; `reset()` undoes them all."""
 
@@ -244,6 +260,10 @@ class Backend(ABC):
     def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
         """Targets for load from `source` to the single instance of `service` at `version`. The caller
         applies a route pinning that version first, so the mesh path ends at the baseline's app."""
+
+    @abstractmethod
+    def request_counts(self, service: str, version: str, namespace: str = "default") -> RequestCounts:
+        """What the mesh's telemetry says the version's instances answered so far."""
 
     @abstractmethod
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:

@@ -172,18 +172,31 @@ class RateLimitProfile:
 
 @dataclass(frozen=True)
 class CanaryProfile:
-    """The seed's canary: the default split, the rollout steps and the health gate."""
+    """The seed's canary (the 90/10 split, the CanaryRollout steps and its < 1% error-rate gate) and
+    the statistics that judge it: each split check fails a correct mesh with probability <= alpha and
+    catches a shift of `min_shift` (`step_min_shift` per rollout step) with probability >= power."""
 
     weights: dict[str, int] = field(default_factory=lambda: {"v1": 90, "v2": 10})
+    even_weights: dict[str, int] = field(default_factory=lambda: {"v1": 50, "v2": 50})
+    three_way_weights: dict[str, int] = field(default_factory=lambda: {"v1": 50, "v2": 30, "v3": 20})
     steps: list[int] = field(default_factory=lambda: [10, 25, 50, 75, 100])
     error_threshold: float = 0.01  # the rollout gate: v2's error rate must stay below this
+    alpha: float = 1e-4
+    power: float = 0.999
+    min_shift: float = 0.02
+    step_min_shift: float = 0.05
+    concurrency: int = 16  # connections the sampling caller uses
 
     def validate(self) -> None:
-        RouteRule(splits=self.weights)  # weights must name versions and add up to 100
+        for weights in (self.weights, self.even_weights, self.three_way_weights):
+            RouteRule(splits=weights)  # weights must name versions and add up to 100
         if any(not 0 <= step <= 100 for step in self.steps) or self.steps != sorted(self.steps):
             raise ValueError(f"steps must be increasing percentages, got {self.steps}")
-        if not 0 < self.error_threshold < 1:
-            raise ValueError(f"error_threshold is a fraction between 0 and 1, got {self.error_threshold}")
+        for name in ("error_threshold", "alpha", "power", "min_shift", "step_min_shift"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} is a fraction between 0 and 1, got {getattr(self, name)}")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Workloads: `order-service` v1 (2 replicas) and v2 (1 replica); its callers `api-gateway` and
 `payment-service`; `prometheus` in namespace `monitoring`; and `guest`, a meshed identity that no
-policy grants anything. The seed's resources are expressed here once, as intents, so every suite
+policy grants anything. Beyond the seed: `order-service` v3 (1 replica), the next canary, so that a
+split over three versions can be checked. The seed's resources are expressed here once, as intents, so every suite
 checks the same thing on every mesh; the profile scales their durations.
 """
 
@@ -34,6 +35,7 @@ PREMIUM = HeaderMatch("x-user-type", "premium")
 WORKLOADS: tuple[Workload, ...] = (
     Workload("order-service-v1", ORDER_SERVICE, "v1", replicas=2),
     Workload("order-service-v2", ORDER_SERVICE, "v2", replicas=1),
+    Workload("order-service-v3", ORDER_SERVICE, "v3", replicas=1),
     Workload(API_GATEWAY, API_GATEWAY),
     Workload(PAYMENT_SERVICE, PAYMENT_SERVICE),
     Workload(PROMETHEUS, PROMETHEUS, namespace=MONITORING),

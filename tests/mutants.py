@@ -367,3 +367,67 @@ def limited_header_missing(workload: str, config: Config) -> Config:
     for limit in _rate_limits(config):
         limit.pop("response_headers_to_add", None)
     return config
+
+
+# --- canary routing (on every caller's outbound routes) --------------------------------------------------
+
+
+def _weighted(config: Config) -> Iterator[list[dict[str, Any]]]:
+    for action in _route_actions(config):
+        if "weighted_clusters" in action:
+            yield action["weighted_clusters"]["clusters"]
+
+
+def _reweigh(config: Config, change: dict[int, int]) -> Config:
+    """Replace the weights of every two-way split whose weights are a key of `change`."""
+    for clusters in _weighted(config):
+        weights = [cluster["weight"] for cluster in clusters]
+        if len(clusters) == 2 and weights[1] in change:
+            clusters[1]["weight"] = change[weights[1]]
+            clusters[0]["weight"] = 100 - change[weights[1]]
+    return config
+
+
+def weights_88_12(workload: str, config: Config) -> Config:
+    """A 2-point shift: the 90/10 split is served as 88/12."""
+    return _reweigh(config, {10: 12})
+
+
+def canary_weight_doubled(workload: str, config: Config) -> Config:
+    """Every rollout step sends twice the canary's share to it."""
+    return _reweigh(config, {10: 20, 25: 50, 50: 75, 75: 90})
+
+
+def premium_header_ignored(workload: str, config: Config) -> Config:
+    for route_config in resources(config, "RouteConfiguration"):
+        for host in route_config.get("virtual_hosts", []):
+            host["routes"] = [route for route in host["routes"] if "headers" not in route["match"]]
+    return config
+
+
+_served: dict[str, Config] = {}
+
+
+def stale_by_one_update(workload: str, config: Config) -> Config:
+    """A control plane one update behind: each caller is served the outbound routes it should have had
+    before (the config it is given now reaches it at the next update)."""
+    if not any(r.get("name") == "outbound" for r in resources(config, "RouteConfiguration")):
+        return config
+    previous = _served.get(workload, config)
+    _served[workload] = config
+    return previous
+
+
+def errors_hidden_from_callers(workload: str, config: Config) -> Config:
+    """v2's proxy turns its app's 5xx into 200s (what callers and the mesh's telemetry see)."""
+    listener = _inbound_listener(config)
+    if workload == "order-service-v2" and listener is not None:
+        code = ("function envoy_on_response(handle) if tonumber(handle:headers():get(':status')) >= 500 then "
+                "handle:headers():replace(':status', '200') end end")
+        lua = {"name": "envoy.filters.http.lua", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code}}}
+        for hcm in _dicts(listener):
+            if "http_filters" in hcm:
+                hcm["http_filters"].insert(0, lua)
+    return config

@@ -31,6 +31,7 @@ from meshproof.backend import (
     ObservedIdentity,
     RawOutcome,
     Request,
+    RequestCounts,
     Response,
     Tally,
     Transport,
@@ -396,6 +397,14 @@ class LocalMesh(Backend):
             mesh=LoadTarget(f"http://127.0.0.1:{client.outbound_port}", host),
             proxies=proxies,
         )
+
+    def request_counts(self, service: str, version: str, namespace: str = "default") -> RequestCounts:
+        total = errors = 0
+        for instance in self.topology.of_service(service, namespace, version):
+            stats = self.sidecars[instance.name].stats("http.inbound.downstream_rq_")
+            total += int(stats.get("http.inbound.downstream_rq_completed", "0"))
+            errors += int(stats.get("http.inbound.downstream_rq_5xx", "0"))
+        return RequestCounts(total, errors)
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
         sidecar = self.sidecars[self._caller(source).instance.name]
