@@ -121,11 +121,11 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
                 break
             verdict = test.update(sample.counts[tested], taken)
             if verdict is not None:
-                strays = set(sample.counts) - set(live)
-                sample.passed = verdict.passed and not strays
+                outside = sorted(set(sample.counts) - set(live))
+                sample.passed = verdict.passed and not outside
                 p_value = binomial_p_value(sample.counts[tested], taken, p0)
                 sample.criterion = f"{verdict.criterion}; exact two-sided p = {p_value:.3g}" + (
-                    f"; responses from versions outside the split: {sorted(strays)}" if strays else "")
+                    f"; responses from versions outside the split: {outside}" if outside else "")
                 break
     else:
         chi_plan = plan_chi_square({v: w / 100 for v, w in live.items()}, delta=delta, alpha=canary.alpha,
@@ -137,7 +137,7 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
         if sample.lost:
             sample.criterion = f"requests were lost: {dict(sample.lost)}"
         else:
-            verdict = judge_split(sample.counts, live, chi_plan)
-            sample.passed, sample.criterion = verdict.passed, verdict.criterion
+            judged = judge_split(sample.counts, live, chi_plan)
+            sample.passed, sample.criterion = judged.passed, judged.criterion
     sample.seconds = time.monotonic() - started
     return sample
