@@ -70,14 +70,18 @@ def _errors_before_silence(rows: Sequence[TraceRow], status: int) -> tuple[int, 
     return len(errors), (len(rows) - errors[-1] - 1) if errors else len(rows)
 
 
+def _consecutive_5xx_only(mesh: Backend, profile: Profile) -> tuple[OutlierPolicy, int, list[str]]:
+    """The profile's policy with only the 5xx detector on (so HTTP 500s count), applied."""
+    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_gateway_errors=None)
+    assert policy.consecutive_5xx is not None
+    return policy, policy.consecutive_5xx, _apply(mesh, policy)
+
+
 def test_an_endpoint_is_ejected_after_exactly_n_consecutive_errors_and_not_after_n_minus_1(
     mesh: Backend, check: Check, profile: Profile
 ) -> None:
     """An endpoint failing N-1 times in a row stays in; failing N times in a row, it is ejected at once."""
-    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_gateway_errors=None)
-    threshold = policy.consecutive_5xx
-    assert threshold is not None
-    instances = _apply(mesh, policy)
+    _, threshold, instances = _consecutive_5xx_only(mesh, profile)
     failing = instances[0]
     check.criterion(f"consecutive5xxErrors={threshold}, HTTP 500 from {failing} only, requests one at a time: after "
                     f"{threshold - 1} errors it keeps getting traffic; after {threshold} errors it gets none for the "
@@ -141,10 +145,7 @@ def test_no_more_endpoints_than_max_ejection_percent_are_ejected(
     mesh: Backend, check: Check, profile: Profile
 ) -> None:
     """With more failing endpoints than maxEjectionPercent allows, only the allowed number is ejected."""
-    policy = profile.outlier.policy(scenario.ORDER_SERVICE, consecutive_gateway_errors=None)
-    threshold = policy.consecutive_5xx
-    assert threshold is not None
-    instances = _apply(mesh, policy)
+    policy, threshold, instances = _consecutive_5xx_only(mesh, profile)
     allowed = len(instances) * policy.max_ejection_percent // 100  # an ejection may not exceed the percentage
     if allowed + 1 > len(instances):
         pytest.skip(f"maxEjectionPercent {policy.max_ejection_percent} allows ejecting all {len(instances)} endpoints")
