@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
+
+from meshproof import scenario
 
 _calls = 0
 
@@ -24,11 +25,15 @@ def broken_bootstrap(workload: str, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# Starting the mesh calls a hook once per sidecar for the bootstrap and for each of the four xDS kinds.
+CALLS_AT_STARTUP = sum(workload.replicas for workload in scenario.WORKLOADS) * 5
+
+
 def stall_after_startup(workload: str, config: dict[str, Any]) -> dict[str, Any]:
     """Lets the mesh start, then hangs the first reconfiguration, so a run can be interrupted mid-check."""
     global _calls
     _calls += 1
-    if _calls > int(os.environ.get("MESHPROOF_TEST_STALL_AFTER", "35")):
+    if _calls > CALLS_AT_STARTUP:
         time.sleep(600)
     return config
 

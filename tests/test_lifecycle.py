@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,15 +37,24 @@ def test_a_failing_start_stops_what_it_started(state_dir: Path) -> None:
     assert list(state_dir.glob("run-*")) == []  # keys and configs are gone too
 
 
-def _start_run(state_dir: Path, out: Path) -> subprocess.Popen[bytes]:
+@contextmanager
+def _stalled_run(state_dir: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `meshproof run` that stalls in its first check; killed whatever the test does with it."""
     env = {**os.environ, "MESHPROOF_STATE_DIR": str(state_dir)}
     env.pop("CI", None)
+    out.mkdir()
     with open(out.parent / "runner.log", "wb") as log:
-        return subprocess.Popen(
+        runner = subprocess.Popen(
             [*MESHPROOF, "run", "--only", "mtls", "--out", str(out),
              "--envoy-config-hook", "tests.hooks:stall_after_startup"],
             cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+    try:
+        yield runner
+    finally:
+        if runner.poll() is None:  # the test failed before it stopped the runner: do not leave it behind
+            runner.kill()
+            runner.wait()
 
 
 def _wait_for_mesh(state_dir: Path, runner: subprocess.Popen[bytes], log: Path) -> None:
@@ -55,12 +66,11 @@ def _wait_for_mesh(state_dir: Path, runner: subprocess.Popen[bytes], log: Path) 
 
 def test_ctrl_c_stops_every_process_and_writes_the_partial_results(state_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    runner = _start_run(state_dir, out)
-    _wait_for_mesh(state_dir, runner, tmp_path / "runner.log")
-    interrupted_at = time.monotonic()
-    runner.send_signal(signal.SIGINT)
-    assert runner.wait(timeout=30) == 130, (tmp_path / "runner.log").read_text()
+    with _stalled_run(state_dir, out) as runner:
+        _wait_for_mesh(state_dir, runner, tmp_path / "runner.log")
+        interrupted_at = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=30) == 130, (tmp_path / "runner.log").read_text()
     assert time.monotonic() - interrupted_at < 10
     assert processes_of(state_dir) == []
     results = json.loads((out / "results.json").read_text())
@@ -71,11 +81,10 @@ def test_ctrl_c_stops_every_process_and_writes_the_partial_results(state_dir: Pa
 
 
 def test_sigkill_of_the_runner_kills_its_children_and_cleanup_removes_the_rest(state_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
-    runner = _start_run(state_dir, tmp_path / "out")
-    _wait_for_mesh(state_dir, runner, tmp_path / "runner.log")
-    runner.kill()
-    runner.wait()
+    with _stalled_run(state_dir, tmp_path / "out") as runner:
+        _wait_for_mesh(state_dir, runner, tmp_path / "runner.log")
+        runner.kill()
+        runner.wait()
     assert wait_until(lambda: processes_of(state_dir) == [], timeout=10)  # the kernel's parent-death signal
     assert len(leftover_runs()) == 1  # its keys and configs are still on disk
     done = run_meshproof("cleanup", state_dir=state_dir)

@@ -85,7 +85,7 @@ CASES = [
     Case('longer_ejection', 'outlier', 'an_ejected_endpoint_gets_no_traffic_for_the_base_ejection_time_then_returns',
          ['outlier ejection time']),
     Case('max_ejection_percent_100', 'outlier', 'no_more_endpoints_than_max_ejection_percent_are_ejected',
-         ['maxEjectionPercent', '2 of 3', 'exactly 1']),
+         ['maxEjectionPercent', '3 of 4 endpoints were ejected', 'allows exactly 2']),
     Case('gateway_errors_count_every_5xx', 'outlier', 'consecutive_gateway_errors_eject_on_503_but_not_on_500',
          ['outlier gateway errors', '500 is not a gateway error']),
     Case('pool_limits_doubled', 'connpool', 'concurrency_beyond_the_pool_is_refused_at_once_with_the_overflow_response',
