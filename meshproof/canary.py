@@ -110,7 +110,7 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
         tested = min(live, key=lambda v: (live[v], v))  # the smaller share: its count is the binomial one
         p0 = live[tested] / 100
         plan = plan_sequential(p0, delta=delta, alpha=canary.alpha, power=canary.power)
-        sample.plan = {"test": f"group-sequential exact binomial on {tested}'s share", **asdict(plan)}
+        sample.plan = {"test": f"group-sequential exact binomial on {tested}'s share", "n": plan.n, **asdict(plan)}
         test, taken = SequentialBinomialTest(plan), 0
         for look in plan.looks:
             _take(mesh, source, request, look - taken, canary, sample)

@@ -127,6 +127,7 @@ def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, check: Chec
         attempts = sum(mesh.attempts(scenario.ORDER_SERVICE, echo.key).values())
         check.evidence({"retry_on": retry_on, "crashed_proxy_of": crashed, "response": response.evidence(),
                         "attempts_at_apps": attempts})
+        check.measure(f"attempts_with_{retry_on[0]}", attempts, "requests", status=response.status)
         if retried:
             check.expect(response.status == 200 and attempts == 2,
                          f"retries on reset: with retryOn=reset the caller got {response.describe()} after {attempts} "
