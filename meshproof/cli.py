@@ -25,6 +25,7 @@ from meshproof.backends.kube.prerequisites import MESH_TOOLS, TOOLS, require_clu
 from meshproof.backends.local.hook import load_hook
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.errors import UserError
+from meshproof.load.profile import load_load_profile
 from meshproof.profile import PROJECT_DIR, load_profile
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
@@ -92,6 +93,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     check_mesh_name(args.mesh)
     profile = load_profile(args.profile)
+    load_load_profile(profile.load.profile)
     if args.envoy_config_hook:
         load_hook(args.envoy_config_hook)
     parse_only(args.only)

@@ -237,8 +237,9 @@ def _describe_type(annotation: Any) -> str:
     if annotation is Duration:
         return "a duration like '300ms' or '3s'"
     origin = typing.get_origin(annotation)
-    if origin is list:
-        return f"a list of {_describe_type(typing.get_args(annotation)[0])}s"
+    if origin is list:  # "an integer" -> "a list of integers", "a duration like ..." -> "durations like ..."
+        first, _, rest = _describe_type(typing.get_args(annotation)[0]).partition(" ")[2].partition(" ")
+        return f"a list of {first}s{' ' + rest if rest else ''}"
     if origin is dict:
         return "a mapping"
     if origin in (typing.Union, types.UnionType):

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from meshproof import scenario
 from meshproof.backends.local.hook import resources
 
 Config = dict[str, Any]
@@ -431,3 +432,40 @@ def errors_hidden_from_callers(workload: str, config: Config) -> Config:
             if "http_filters" in hcm:
                 hcm["http_filters"].insert(0, lua)
     return config
+
+
+# --- load (api-gateway's outbound: the mesh path of a load run, never its baseline) -----------------------
+# Envoy's fault-injection filter first in the caller's outbound HTTP filters.
+
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+
+def _with_fault(workload: str, config: Config, **fault: Any) -> Config:
+    if workload != scenario.API_GATEWAY:
+        return config
+    for listener in resources(config, "Listener"):
+        if listener["name"] == "outbound":
+            for chain in listener["filter_chains"]:
+                for network_filter in chain["filters"]:
+                    network_filter["typed_config"]["http_filters"].insert(
+                        0, {"name": "envoy.filters.http.fault", "typed_config": {"@type": HTTP_FAULT, **fault}})
+    return config
+
+
+def _every(share: int = 100) -> dict[str, Any]:
+    return {"numerator": share, "denominator": "HUNDRED"}
+
+
+def outbound_delay_20ms(workload: str, config: Config) -> Config:
+    """Every request through the caller's proxy waits 20 ms: an overhead far beyond any sane SLO."""
+    return _with_fault(workload, config, delay={"fixed_delay": "0.020s", "percentage": _every()})
+
+
+def outbound_overloaded(workload: str, config: Config) -> Config:
+    """Every request through the caller's proxy takes 200 ms: 16 connections carry at most 80 req/s."""
+    return _with_fault(workload, config, delay={"fixed_delay": "0.200s", "percentage": _every()})
+
+
+def outbound_aborts_some(workload: str, config: Config) -> Config:
+    """The caller's proxy answers 5% of requests itself with 503."""
+    return _with_fault(workload, config, abort={"http_status": 503, "percentage": _every(5)})

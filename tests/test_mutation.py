@@ -20,12 +20,15 @@ class Case:
     check: str  # the check id without the capability (with [param] where it is parametrised)
     words: list[str]  # its failure message must name all of them
     select: str = ""  # pytest -k choosing just that check; default: the check's name
+    profile: str = ""  # YAML of a profile to run with, if not the default
 
     @property
     def id(self) -> str:
         return f"{self.mutant}->{self.capability}.{self.check}"
 
 
+LOAD_CHECK = "the_mesh_adds_less_latency_than_the_slo_under_open_model_load"
+SMOKE = "load:\n  profile: smoke\n"  # one rate for a few seconds: enough to see a broken mesh path
 THRESHOLD_CHECK = "an_endpoint_is_ejected_after_exactly_n_consecutive_errors_and_not_after_n_minus_1"
 CASES = [
     Case('client_cert_optional', 'mtls', 'strict_mtls_refuses_a_tls_client_without_a_client_certificate',
@@ -115,10 +118,19 @@ CASES = [
          ['canary split at rollout step 10%'], select='failing_canary'),
     Case('errors_hidden_from_callers', 'canary', 'a_failing_canary_is_rolled_back_to_100_0',
          ['canary rollback', 'never rolled back'], select='failing_canary'),
+    Case('outbound_delay_20ms', 'load', LOAD_CHECK,
+         ['load SLO', 'at 200 req/s the mesh adds p50', 'wholly above the SLO of 3000 us', 'the mesh adds p99'],
+         profile=SMOKE),
+    Case('outbound_overloaded', 'load', LOAD_CHECK,
+         ['measurement is invalid', 'below 98% of the 200.0 req/s offered'], profile=SMOKE),
+    Case('outbound_aborts_some', 'load', LOAD_CHECK,
+         ['requests failed under load', 'the mesh path failed', 'HTTP 503'], profile=SMOKE),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_the_check_goes_red_against_its_mutant(tmp_path: Path, case: Case) -> None:
-    results = run_mutant(tmp_path, case.mutant, case.capability, case.select or case.check)
+    results = run_mutant(tmp_path, case.mutant, case.capability, case.select or case.check, profile=case.profile)
     assert_red(results, f"{case.capability}.{case.check}", *case.words)
+    if case.capability == "load":  # the measurement is recorded even when its check fails
+        assert results["load"] and results["load"][0]["check"] == f"load.{case.check}"

@@ -48,6 +48,11 @@ def test_allow(mesh, check):
 @pytest.mark.capability("connpool")
 def test_overflow(mesh, check):
     pass
+
+@pytest.mark.capability("authz")
+@pytest.mark.solo
+def test_alone(mesh, check):
+    pass
 '''
 
 
@@ -65,7 +70,7 @@ def _results(out: Path) -> dict[str, dict[str, object]]:
 
 def test_unsupported_features_are_skipped_with_the_meshs_reason(project: pytest.Pytester, tmp_path: Path) -> None:
     outcome = project.runpytest_subprocess(f"--out={tmp_path}", "-p", "no:cacheprovider")
-    outcome.assert_outcomes(passed=1, skipped=2)
+    outcome.assert_outcomes(passed=2, skipped=2)
     checks = _results(tmp_path)
     deny, allow, overflow = checks["authz.deny_wins"], checks["authz.allow"], checks["connpool.overflow"]
     assert deny["status"] == "skipped" and deny["unsupported"] is True
@@ -79,3 +84,9 @@ def test_only_deselects_other_capabilities(project: pytest.Pytester, tmp_path: P
     outcome = project.runpytest_subprocess(f"--out={tmp_path}", "--only=connpool", "-p", "no:cacheprovider")
     outcome.assert_outcomes(skipped=1)
     assert list(_results(tmp_path)) == ["connpool.overflow"]
+
+
+def test_a_solo_check_is_skipped_when_xdist_runs_checks_side_by_side(project: pytest.Pytester) -> None:
+    outcome = project.runpytest_subprocess("-n", "2", "-k", "alone", "-rs", "-p", "no:cacheprovider")
+    outcome.assert_outcomes(skipped=1)
+    outcome.stdout.fnmatch_lines(["*needs the machine to itself, but xdist runs other checks beside it*"])
