@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from meshproof import scenario
 from meshproof.runs import processes_of
 from tests.helpers import one_error_line, run_meshproof
 
@@ -90,4 +91,5 @@ def test_render_lists_what_linkerd_cannot_express(tmp_path: Path) -> None:
 def test_render_shows_each_local_sidecars_envoy_config(tmp_path: Path) -> None:
     done = run_meshproof("render", "--mesh", "local", state_dir=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("sidecar: ") == 7 and "envoy.filters.http.local_ratelimit" in done.stdout
+    sidecars = sum(workload.replicas for workload in scenario.WORKLOADS)
+    assert done.stdout.count("sidecar: ") == sidecars and "envoy.filters.http.local_ratelimit" in done.stdout

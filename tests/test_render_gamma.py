@@ -91,9 +91,9 @@ def test_tied_rules_in_one_httproute_keep_istios_first_match() -> None:
 
 
 @pytest.mark.parametrize(("workloads", "route", "message"), [
-    (scenario.WORKLOADS, Route(ORDER, (RouteRule(splits={"v1": 50, "v3": 50}),)),
-     "no workload of version 'v3'"),
-    ((*scenario.WORKLOADS, Workload("odd", ORDER, "v3", port=8080)), SEED_ROUTE, "disagree on the port"),
+    (scenario.WORKLOADS, Route(ORDER, (RouteRule(splits={"v1": 50, "v9": 50}),)),
+     "no workload of version 'v9'"),
+    ((*scenario.WORKLOADS, Workload("odd", ORDER, "v9", port=8080)), SEED_ROUTE, "disagree on the port"),
     ((*scenario.WORKLOADS, Workload("clash", "order-service-v1")), SEED_ROUTE, "would replace a service"),
 ])
 def test_routes_the_workloads_cannot_back_are_refused(workloads: tuple[Workload, ...], route: Route,

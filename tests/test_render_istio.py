@@ -329,7 +329,7 @@ def test_rendering_is_sorted_in_apply_order_repeatable_and_shares_no_objects() -
 
 
 @pytest.mark.parametrize(("intents", "message"), [
-    ((Route(ORDER, (RouteRule(splits={"v1": 50, "v3": 50}),)),), "no workload of version 'v3'"),
+    ((Route(ORDER, (RouteRule(splits={"v1": 50, "v9": 50}),)),), "no workload of version 'v9'"),
     ((OutlierPolicy("inventory"),), "which no workload provides"),
     ((AuthzPolicy("p", "inventory"),), "which no workload provides"),
     ((SEED_ROUTE, Route(ORDER, (RouteRule(),))), "more than one Route"),
