@@ -330,23 +330,20 @@ def load_yaml_as(cls: type[T], path: Path, *, what: str) -> T:
     return result
 
 
-def resolve_profile_path(spec: str) -> Path:
-    """A file path, or the name of a profile shipped in profiles/ (`seed`)."""
+def load_named(cls: type[T], spec: str, directory: Path, *, what: str) -> T:
+    """`spec` is a YAML file, or the name of one shipped in `directory` (`seed` -> directory/seed.yaml)."""
     path = Path(spec)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return PROFILES_DIR / f"{spec}.yaml"
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        path = directory / f"{spec}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+        raise UserError(f"{what} {spec!r}: cannot read {path}: No such file or directory "
+                        f"(give a YAML file or one of: {shipped})")
+    return load_yaml_as(cls, path, what=what)
 
 
 def load_profile(spec: str | None) -> Profile:
-    if spec is None:
-        return Profile()
-    path = resolve_profile_path(spec)
-    if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise UserError(f"profile {spec!r}: cannot read {path}: No such file or directory "
-                        f"(give a YAML file or one of: {shipped})")
-    return load_yaml_as(Profile, path, what="profile")
+    return Profile() if spec is None else load_named(Profile, spec, PROFILES_DIR, what="profile")
 
 
 def profile_as_dict(profile: Profile) -> dict[str, Any]:

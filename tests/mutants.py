@@ -276,20 +276,20 @@ def _detectors(config: Config) -> Iterator[dict[str, Any]]:
             yield cluster["outlier_detection"]
 
 
-def higher_ejection_threshold(workload: str, config: Config) -> Config:
+def _shift_thresholds(config: Config, by: int) -> Config:
     for detector in _detectors(config):
         for key in ("consecutive_5xx", "consecutive_gateway_failure"):
             if key in detector:
-                detector[key] += 1
+                detector[key] += by
     return config
+
+
+def higher_ejection_threshold(workload: str, config: Config) -> Config:
+    return _shift_thresholds(config, +1)
 
 
 def lower_ejection_threshold(workload: str, config: Config) -> Config:
-    for detector in _detectors(config):
-        for key in ("consecutive_5xx", "consecutive_gateway_failure"):
-            if key in detector:
-                detector[key] -= 1
-    return config
+    return _shift_thresholds(config, -1)
 
 
 def max_ejection_percent_100(workload: str, config: Config) -> Config:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from meshproof.errors import UserError
-from meshproof.profile import PROJECT_DIR, Duration, load_yaml_as
+from meshproof.profile import PROJECT_DIR, Duration, load_named
 
 LOADPROFILES_DIR = PROJECT_DIR / "loadprofiles"
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
@@ -96,19 +94,6 @@ class LoadProfile:
         return self.duration / self.blocks
 
 
-def resolve_load_profile_path(spec: str) -> Path:
-    """A file path, or the stem of a file in loadprofiles/."""
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return LOADPROFILES_DIR / f"{spec}.yaml"
-
-
 def load_load_profile(spec: str) -> LoadProfile:
     """The load profile `spec` names (`Profile.load.profile`); a UserError naming the file and key otherwise."""
-    path = resolve_load_profile_path(spec)
-    if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in LOADPROFILES_DIR.glob("*.yaml")))
-        raise UserError(f"load profile {spec!r}: cannot read {path}: No such file or directory "
-                        f"(give a YAML file or one of: {shipped})")
-    return load_yaml_as(LoadProfile, path, what="load profile")
+    return load_named(LoadProfile, spec, LOADPROFILES_DIR, what="load profile")
