@@ -30,6 +30,7 @@ from meshproof.profile import PROJECT_DIR, load_profile
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
 from meshproof.results import load_results
+from meshproof.session import SESSION
 
 SUITES_DIR = PROJECT_DIR / "suites"
 REPORTS_DIR = PROJECT_DIR / "reports"
@@ -154,15 +155,11 @@ class _SessionBridge:
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        from fixtures.plugin import SESSION
-
         session = config.stash.get(SESSION, None)
         if session is not None:
             session.progress = self.progress.progress
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from fixtures.plugin import SESSION
-
         state = session.config.stash.get(SESSION, None)
         if state is not None:
             self.fatal = state.fatal
