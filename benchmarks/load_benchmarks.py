@@ -8,9 +8,10 @@
    `wrk` (1 thread, closed loop: as fast as the app answers).
 3. calibration: two identical apps, one delaying every answer by d; the delayed app's p50 must match
    baseline p50 + d within 5% (and meshproof's overhead p50 be d). Twice: with the echo app, whose
-   asyncio sleep is up to 1 ms late by itself (its epoll wait is rounded up to whole milliseconds and
-   recomputed on every wake-up), and with a threaded app here that sleeps with time.sleep (nanosleep,
-   ~0.1 ms), so that the app's timer error and meshproof's own are told apart.
+   delay wakes its asyncio loop through a timerfd (an asyncio sleep was 0.5 ms late, rounded up to
+   whole milliseconds in epoll; the loop's own wake-up still adds ~0.3 ms on this VM), and with a
+   threaded app here that sleeps with time.sleep (nanosleep, ~0.1 ms), so that the app's timer error
+   and meshproof's own are told apart.
 4. stall: the app stalls once for 1 s during a 200 req/s run on the local mesh; meshproof's p99 (from
    each request's due time) shows the requests queued behind the stall, and Locust's own statistics of
    the same requests (timed from when they were actually sent, as a closed-loop tool times them) do not.
@@ -210,7 +211,7 @@ def calibration() -> None:
     with _echo_apps(2) as [(plain, _, plain_pid), (delayed, delayed_control, delayed_pid)]:
         for delay in CALIBRATION_DELAYS:
             httpx.post(f"{delayed_control}/fault", json={"status": 200, "delay": delay}, timeout=5).raise_for_status()
-            _calibrate("echo app (asyncio sleep)", delay, LoadSetup(
+            _calibrate("echo app (timerfd delay)", delay, LoadSetup(
                 baseline=LoadTarget(plain, "echo"), mesh=LoadTarget(delayed, "echo"),
                 proxies={"plain": plain_pid, "delayed": delayed_pid}))
     for delay in CALIBRATION_DELAYS:

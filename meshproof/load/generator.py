@@ -23,7 +23,6 @@ them as of its workers' last report) or `error`.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import json
 import logging
@@ -45,6 +44,7 @@ from locust.runners import Runner
 
 from meshproof.load.blocks import BlockCollector, BlockRecord, merge
 from meshproof.load.schedule import Plan, account, share
+from meshproof.workloads.timerfd import TimerFd
 
 START_MESSAGE = "meshproof_start"  # master -> workers: {"t0": seconds on CLOCK_MONOTONIC}
 BLOCK_MESSAGE = "meshproof_block"  # workers -> master: one BlockRecord part
@@ -70,37 +70,18 @@ def _fatal_on_error(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Timer:
-    """Sleeps until an absolute CLOCK_MONOTONIC time with a Linux timerfd that the gevent loop waits on.
-
-    Why not gevent.sleep: libev's epoll backend rounds its wait up to whole milliseconds, so a sleeping
-    greenlet wakes up to 1 ms late (measured here: p50 0.6 ms late); the timerfd wakes the loop through
-    fd readiness instead (p50 ~0.07 ms late). Python 3.11 has no os.timerfd_create, hence ctypes.
-    """
-
-    _CLOCK_MONOTONIC = 1
-    _TFD_NONBLOCK = 0o4000
-    _TFD_CLOEXEC = 0o2000000
-    _TFD_TIMER_ABSTIME = 1
-
-    class _Itimerspec(ctypes.Structure):  # struct itimerspec: two struct timespec {tv_sec, tv_nsec}
-        _fields_ = [("it_interval", ctypes.c_long * 2), ("it_value", ctypes.c_long * 2)]
+    """Sleeps until an absolute time.monotonic() instant: a timerfd the gevent loop waits on, because
+    gevent.sleep wakes up to 1 ms late (see meshproof.workloads.timerfd)."""
 
     def __init__(self) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._fd = self._libc.timerfd_create(self._CLOCK_MONOTONIC, self._TFD_NONBLOCK | self._TFD_CLOEXEC)
-        if self._fd < 0:
-            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._timer = TimerFd()
 
     def wait_until(self, at: float) -> None:
         if at <= time.monotonic():
             return
-        seconds = int(at)
-        spec = self._Itimerspec()
-        spec.it_value[0], spec.it_value[1] = seconds, int((at - seconds) * 1e9)
-        if self._libc.timerfd_settime(self._fd, self._TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
-            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-        wait_read(self._fd)
-        os.read(self._fd, 8)
+        self._timer.arm(at)
+        wait_read(self._timer.fileno())
+        self._timer.consume()
 
 
 class _Share:
