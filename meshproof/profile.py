@@ -344,7 +344,3 @@ def load_named(cls: type[T], spec: str, directory: Path, *, what: str) -> T:
 
 def load_profile(spec: str | None) -> Profile:
     return Profile() if spec is None else load_named(Profile, spec, PROFILES_DIR, what="profile")
-
-
-def profile_as_dict(profile: Profile) -> dict[str, Any]:
-    return dataclasses.asdict(profile)

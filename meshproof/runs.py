@@ -95,10 +95,6 @@ class RunDir:
         """An external thing this run created (a kind cluster, a namespace) for cleanup to remove."""
         _atomic_write_json(self.path / "resources.json", [*self.resources(), {"kind": kind, "name": name}])
 
-    def forget_resource(self, kind: str, name: str) -> None:
-        remaining = [r for r in self.resources() if (r["kind"], r["name"]) != (kind, name)]
-        _atomic_write_json(self.path / "resources.json", remaining)
-
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
