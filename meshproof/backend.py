@@ -251,6 +251,10 @@ class Backend(ABC):
         """Run metadata: mesh version, backend details, for results.json."""
 
     @abstractmethod
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """How a person reaches each instance (instance -> what -> address), as `meshproof up` prints it."""
+
+    @abstractmethod
     def diagnostics(self) -> dict[str, Any]:
         """What a failing check attaches: the policy in force and what the proxies complained about."""
 

@@ -21,6 +21,7 @@ import yaml
 
 import meshproof
 from meshproof import registry, runs, scenario
+from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.descriptor import Options
 from meshproof.errors import UserError
@@ -61,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     doctor = commands.add_parser("doctor", help="which prerequisites each mesh has here, and how to get the rest")
     doctor.add_argument("--mesh", help="only this mesh; exit 2 when it cannot run")
+    up = commands.add_parser("up", help="start a mesh that stays up (for chaos run, scripts, a second process)",
+                             description="Start the mesh in a daemon of its own, print how to reach it, return.")
+    up.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
+    up.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
+    up.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION", help="as for run (local mesh)")
+    commands.add_parser("status", help="the mesh meshproof up started: what runs, how to reach it")
+    commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
     cleanup.add_argument("--all", action="store_true", help="also runs whose owner still lives (stop them first)")
     return parser
@@ -80,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
             code = doctor(args.mesh)
+        elif args.command == "up":
+            code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
+        elif args.command == "status":
+            code = attach_commands.status()
+        elif args.command == "down":
+            code = attach_commands.down()
         else:
             code = cleanup(include_live=args.all)
     except UserError as exc:
