@@ -192,6 +192,7 @@ class CanaryProfile:
     min_shift: float = 0.02
     step_min_shift: float = 0.05
     concurrency: int = 16  # connections the sampling caller uses
+    looks: int = 4  # a sequential split test looks after n/4, n/2, 3n/4 and n requests
 
     def validate(self) -> None:
         for weights in (self.weights, self.even_weights, self.three_way_weights):

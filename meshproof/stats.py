@@ -26,17 +26,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-DEFAULT_ALPHA = 1e-4
-"""False-failure budget of one check: a correct mesh fails it at most once in 10,000 runs."""
-DEFAULT_POWER = 0.999
-"""Probability that a check catches a shift of delta (a broken split passes at most once in 1,000 runs)."""
-MAIN_SPLIT_DELTA = 0.02
-"""Smallest shift of a version's share that the main split check must catch (two percentage points)."""
-ROLLOUT_STEP_DELTA = 0.05
-"""Smallest shift that each step of a progressive rollout must catch (five percentage points)."""
-DEFAULT_LOOKS = 4
-"""Looks of a sequential split test: after n/4, n/2, 3n/4 and n requests."""
-
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -116,7 +105,7 @@ def _acceptance(n: IntArray, p0: float, alpha: float) -> tuple[IntArray, IntArra
     return low, high
 
 
-def exact_power(n: int, p0: float, p: float, alpha: float = DEFAULT_ALPHA) -> float:
+def exact_power(n: int, p0: float, p: float, alpha: float) -> float:
     """Exact probability that the equal-tailed test of p0 at level alpha rejects after n requests when
     the true share is p. Also tells a check how much power a run that fell short of its plan still had."""
     _check_count(0, n)
@@ -225,7 +214,7 @@ _SCAN = 256
 
 
 def plan_binomial(
-    p0: float, *, delta: float = MAIN_SPLIT_DELTA, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER
+    p0: float, *, delta: float, alpha: float, power: float
 ) -> BinomialPlan:
     """The smallest n at which the exact equal-tailed test of p0 at level alpha fails a split with share
     p0 + delta and one with share p0 - delta (each clipped to [0, 1]) with probability >= power each.
@@ -303,9 +292,9 @@ def _first_n(meets: Callable[[int], bool], guess: int) -> int:
 def plan_chi_square(
     weights: Mapping[str, float],
     *,
-    delta: float = MAIN_SPLIT_DELTA,
-    alpha: float = DEFAULT_ALPHA,
-    power: float = DEFAULT_POWER,
+    delta: float,
+    alpha: float,
+    power: float,
 ) -> ChiSquarePlan:
     """The smallest n at which the chi-square test at level alpha catches any version's share being off
     by delta with (noncentral chi-square) power >= power; see `ChiSquarePlan` for the shift planned for.
@@ -477,10 +466,10 @@ class SequentialPlan:
 def plan_sequential(
     p0: float,
     *,
-    delta: float = MAIN_SPLIT_DELTA,
-    alpha: float = DEFAULT_ALPHA,
-    power: float = DEFAULT_POWER,
-    looks: int = DEFAULT_LOOKS,
+    delta: float,
+    alpha: float,
+    power: float,
+    looks: int,
 ) -> SequentialPlan:
     """A group-sequential version of `plan_binomial` that can fail a broken split at its first look.
 
