@@ -37,7 +37,7 @@ class Request:
     body: bytes = b""
     port: int = 80
     namespace: str = "default"
-    timeout: float = 30.0
+    timeout: float | None = None  # the client-side bound; None: the profile's timeouts.call
 
     def host(self) -> str:
         """Always namespace-qualified: a short name resolves in the *caller's* namespace, as in Kubernetes."""

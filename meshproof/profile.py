@@ -36,7 +36,12 @@ class Timeouts:
     call: Duration = 30.0  # client-side bound of one request, so a broken mesh cannot hang a check
     shutdown_grace: Duration = 2.0  # SIGTERM -> SIGKILL
     admin: Duration = 5.0  # one read of a proxy's admin API (stats, readiness)
-    control: Duration = 35.0  # one call to an echo app's control API beyond the request it makes (call + 5s)
+    control: Duration = 10.0  # one call to an echo app's control API that makes no request (attempts, reset)
+    forward_margin: Duration = 10.0  # how much longer than its request a call made through an app may take
+    batch_margin: Duration = 30.0  # the same for a batch, beyond batch_slowdown x its expected duration
+    batch_slowdown: float = 3.0  # a batch may take this many times its expected duration
+    batch_floor_rate: float = 200.0  # req/s a batch sent as fast as it goes is expected to reach at least
+    outside_client: Duration = 10.0  # a client outside the mesh waits at most this long for an answer
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class RetriesProfile:
     per_try_timeout: Duration = 0.3
     timeout: Duration = 1.0
     retry_on: list[str] = field(default_factory=lambda: ["5xx", "reset", "connect-failure"])
+    reset_hold: Duration = 1.0  # the app holds a request this long, so its proxy can be crashed mid-request
+    connect_failure_requests: int = 20  # sequential requests with one of two endpoints refusing connections
 
     def validate(self) -> None:
         self.retry()
@@ -163,6 +170,8 @@ class RateLimitProfile:
     tokens_per_fill: int = 10
     fill_interval: Duration = 1.0
     burst_extra: int = 50  # requests beyond the bucket in the burst
+    pilot_requests: int = 100  # sent one at a time before the limit exists, to size the burst from their rate
+    token_tolerance: int = 1  # tokens either side of the predicted count: refill during one request's flight
 
     def validate(self) -> None:
         self.limit()

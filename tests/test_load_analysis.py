@@ -43,7 +43,8 @@ def _run(shift_us: float = 250.0, *, late_s: float = 0.0, lag_us: int = 150, gen
     plan = Plan(rate=RATE, arrival="constant", seed=0,
                 blocks=layout(warmup=0.0, block_length=PROFILE.block_length(), pairs=PROFILE.blocks),
                 targets={BASELINE: Target("http://127.0.0.1:1", "svc"), MESH: Target("http://127.0.0.1:2", "svc")},
-                paths=("/",), method="GET", headers={}, body_bytes=0, connections=16, workers=0, request_timeout=5.0)
+                paths=("/",), method="GET", headers={}, body_bytes=0, connections=16, workers=0, request_timeout=5.0,
+                workers_timeout=30.0, startup_timeout=60.0)
     rng = np.random.default_rng(seed)
     per_block = int(RATE * PROFILE.block_length())
     pair_base = {pair: rng.integers(300, 900, size=per_block) for pair in range(PROFILE.blocks)}

@@ -268,8 +268,10 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         raise UserError(f"no workload or instance {source!r} in the local mesh; "
                         f"known: {', '.join(sorted({a.instance.workload.name for a in self.apps.values()}))}")
 
-    @staticmethod
-    def _forward_payload(request: Request) -> dict[str, Any]:
+    def _timeout(self, request: Request) -> float:
+        return self.profile.timeouts.call if request.timeout is None else request.timeout
+
+    def _forward_payload(self, request: Request) -> dict[str, Any]:
         return {
             "service": request.host(),
             "port": request.port,
@@ -277,12 +279,13 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
             "path": request.path,
             "headers": dict(request.headers),
             "body_b64": base64.b64encode(request.body).decode(),
-            "timeout": request.timeout,
+            "timeout": self._timeout(request),
         }
 
     def call(self, source: str, request: Request) -> Response:
         app = self._caller(source)
-        reply = app.control.post("/forward", json=self._forward_payload(request), timeout=request.timeout + 10)
+        reply = app.control.post("/forward", json=self._forward_payload(request),
+                                 timeout=self._timeout(request) + self.profile.timeouts.forward_margin)
         reply.raise_for_status()
         data = reply.json()
         return Response(status=data["status"], headers=data["headers"], body=data["body"],
@@ -293,8 +296,10 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         app = self._caller(source)
         payload = {**self._forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency,
                    "capture": None if capture is None else list(capture)}
-        expected = count / rate if rate else count / 200
-        reply = app.control.post("/forward", json=payload, timeout=expected * 3 + request.timeout + 30)
+        timeouts = self.profile.timeouts
+        expected = count / (rate or timeouts.batch_floor_rate)
+        deadline = expected * timeouts.batch_slowdown + self._timeout(request) + timeouts.batch_margin
+        reply = app.control.post("/forward", json=payload, timeout=deadline)
         reply.raise_for_status()
         return Tally.from_json(reply.json())
 
@@ -305,7 +310,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
             assert self.foreign_client is not None
             client_cert = (self.foreign_client.cert, self.foreign_client.key)
         return probe("127.0.0.1", instance.inbound_port, request, transport, client_cert=client_cert,
-                     timeout=min(request.timeout, 10.0))
+                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client))
 
     def _instance(self, target: str) -> Instance:
         """An instance by name, or the first instance of a workload or service."""
