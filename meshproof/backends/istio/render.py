@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from meshproof.backends.kube.objects import APP_LABEL, VERSION_LABEL, finish, manifest
+from meshproof.backends.kube.conventions import APP_LABEL, VERSION_LABEL, finish, manifest
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (

@@ -13,7 +13,7 @@ take the *first* rule that matches, Gateway API the most *specific* one (more he
 tie goes to the first rule of one HTTPRoute, but between HTTPRoutes to the oldest). When the two could
 pick different rules for some request, rendering raises UnsupportedFeature("canary.match_order").
 
-The Kubernetes conventions both mesh renderers share are in objects.py, which intents apply where in
+The Kubernetes conventions both mesh renderers share are in conventions.py, which intents apply where in
 meshproof.selection. No I/O.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from meshproof.backends.kube.objects import (
+from meshproof.backends.kube.conventions import (
     APP_LABEL,
     VERSION_LABEL,
     Json,

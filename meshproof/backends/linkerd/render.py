@@ -35,7 +35,7 @@ Choices, and why:
   longer authorizes kubelet probes by itself: `probe_paths` adds a GET route for them open to every
   network (so those paths are open to any caller, unlike Istio, which rewrites probes past the proxy).
 - Linkerd reads failure accrual from annotations on the Service callers address, so this renderer
-  renders every service's Service (the spec `kube.objects.service` gives, the same the deploy layer
+  renders every service's Service (the spec `kube.conventions.service` gives, the same the deploy layer
   uses): removing an OutlierPolicy then removes the annotations with the next apply.
 
 Semantics that differ from Istio and the local mesh even where rendering succeeds (checks must allow):
@@ -63,8 +63,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.backends.kube import gamma
+from meshproof.backends.kube.conventions import APP_LABEL, APP_PORT_NAME, finish, manifest, service, service_port
 from meshproof.backends.kube.gamma import MATCH_ORDER_REASON
-from meshproof.backends.kube.objects import APP_LABEL, APP_PORT_NAME, finish, manifest, service, service_port
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (
