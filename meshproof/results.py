@@ -35,6 +35,7 @@ class CheckRecord:
     evidence: list[Any] = field(default_factory=list)
     duration_s: float = 0.0
     unsupported: bool = False  # skipped because the mesh cannot express what the check needs
+    features: list[str] = field(default_factory=list)  # needed beyond the capability: extended, not core
 
 
 @dataclass
