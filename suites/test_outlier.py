@@ -14,6 +14,7 @@ checkHostForUneject), plus the probe spacing and the measured noise.
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -46,22 +47,29 @@ def _served_by(trace: Sequence[TraceRow], instance: str) -> list[TraceRow]:
     return [row for row in trace if row.instance == instance]
 
 
-def _timeline(trace: Sequence[TraceRow], instances: Sequence[str]) -> dict[str, str]:
-    """Per endpoint, its outcomes in order, compressed: '500x5 200x12'."""
-    compressed = {}
+def _timed_runs(trace: Sequence[TraceRow], instances: Sequence[str]) -> dict[str, list[list[Any]]]:
+    """Per endpoint, its outcomes in order as runs [first_s, last_s, outcome, count] (s since the batch began):
+    the report draws the ejection timeline from them, a gap being time without traffic."""
+    timed: dict[str, list[list[Any]]] = {}
     for instance in instances:
-        runs: list[list[object]] = []
+        runs: list[list[Any]] = []
         for row in _served_by(trace, instance):
-            if runs and runs[-1][0] == row.outcome:
-                runs[-1][1] = int(str(runs[-1][1])) + 1
+            if runs and runs[-1][2] == row.outcome:
+                runs[-1][1] = round(row.sent_at, 4)
+                runs[-1][3] += 1
             else:
-                runs.append([row.outcome, 1])
-        compressed[instance] = " ".join(f"{outcome}x{n}" for outcome, n in runs) or "(no requests)"
-    return compressed
+                runs.append([round(row.sent_at, 4), round(row.sent_at, 4), row.outcome, 1])
+        timed[instance] = runs
+    return timed
 
 
 def _record(check: Check, mesh: Backend, phase: str, tally: Tally, instances: Sequence[str]) -> None:
-    evidence = {"phase": phase, "requests": tally.sent, "timeline": _timeline(tally.trace, instances)}
+    """The phase's per-endpoint timeline, compressed for reading ('500x5 200x12') and timed for plotting."""
+    timed = _timed_runs(tally.trace, instances)
+    readable = {instance: " ".join(f"{outcome}x{n}" for _, _, outcome, n in runs) or "(no requests)"
+                for instance, runs in timed.items()}
+    evidence = {"phase": phase, "requests": tally.sent, "elapsed_s": round(tally.elapsed, 4),
+                "timeline": readable, "timeline_s": timed}
     if isinstance(mesh, Telemetry):  # the caller proxy's own counters, where the mesh exposes them
         evidence["proxy_outlier_stats"] = mesh.outlier_stats(CALLER, scenario.ORDER_SERVICE)
     check.evidence(evidence)
