@@ -60,8 +60,8 @@ def hello(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Component:
                                     "require example.com/hello v1.0.0\n\ntool example.com/hello\n\n"
                                     "replace example.com/hello => ../hello-src\n")
     (wrapper / "go.sum").write_text("")
-    for variable, value in ((builds.MODULES_VARIABLE, tmp_path / "modules"), (builds.CACHE_VARIABLE, tmp_path / "cache"),
-                            ("MESHPROOF_STATE_DIR", tmp_path / "state")):
+    for variable, value in ((builds.MODULES_VARIABLE, tmp_path / "modules"),
+                            (builds.CACHE_VARIABLE, tmp_path / "cache"), ("MESHPROOF_STATE_DIR", tmp_path / "state")):
         monkeypatch.setenv(variable, str(value))
     return Component("hello", "hello", "example.com/hello", "v1.0.0", ("-X main.unused=1",), "hello", "a second")
 
