@@ -53,10 +53,13 @@ def _set(package: str, **values: str) -> tuple[str, ...]:
 
 
 def _kubernetes_version(version: str) -> tuple[str, ...]:
-    """What hack/lib/version.sh sets; without it /version says v0.0.0-master and kubectl cannot parse it."""
+    """What hack/lib/version.sh sets; without it /version says v0.0.0-master and kubectl cannot parse it.
+    The tree state is `archive`, as that script says of a build from a source archive (a module zip is
+    one); the commit is not known without git, so it stays unset."""
     major, minor = version.removeprefix("v").split(".")[:2]
     return tuple(flag for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-                 for flag in _set(package, gitVersion=version, gitMajor=major, gitMinor=minor))
+                 for flag in _set(package, gitVersion=version, gitMajor=major, gitMinor=minor,
+                                  gitTreeState="archive"))
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ def test_every_rendered_manifest_is_accepted_strictly_and_stored_as_sent(owned: 
     assert items
     for namespace in acceptance.namespaces_of(items):
         owned.create_namespace(namespace)
+    owned.api.warnings.clear()
     try:
         verdicts = acceptance.judge(owned, items)
         assert [verdict.line() for verdict in verdicts if not verdict.accepted_as_sent] == []
+        assert owned.api.warnings == []  # e.g. no deprecated API version
         assert all(verdict.validator_agrees for verdict in verdicts)
         for item in items:
             assert objects.get(owned.api, item) is not None

@@ -4,7 +4,9 @@ server that never gets ready is one line with nothing left running."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +56,16 @@ def test_the_kubeconfig_works_with_the_kubernetes_client(kube_control_plane: Loc
     finally:
         api_client.close()
     assert {"default", "kube-system"} <= set(names)
+
+
+def test_kubectl_reads_the_kubeconfig_and_parses_the_version(kube_control_plane: LocalControlPlane) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH (the kubernetes client's check above covers the kubeconfig)")
+    done = subprocess.run(["kubectl", "--kubeconfig", str(kube_control_plane.kubeconfig), "version", "-o", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    server = json.loads(done.stdout)["serverVersion"]
+    assert (server["gitVersion"], server["gitTreeState"]) == ("v1.37.2", "archive")
 
 
 def test_rbac_judges_service_account_tokens_the_server_signed(kube_cluster: Cluster, kube_namespace: str) -> None:

@@ -108,6 +108,16 @@ def test_apply_is_server_side_owned_by_meshproof_and_dry_run_stores_nothing(
     assert stored["spec"]["type"] == "ClusterIP"  # a default the server added: allowed
 
 
+def test_the_servers_warnings_are_kept(kube_cluster: Cluster, kube_crds: list[Json], kube_namespace: str) -> None:
+    server = {"apiVersion": "policy.linkerd.io/v1beta1", "kind": "Server",
+              "metadata": {"name": "echo", "namespace": kube_namespace},
+              "spec": {"podSelector": {"matchLabels": {"app": "echo"}}, "port": "http"}}
+    kube_cluster.api.warnings.clear()
+    kube_cluster.apply(server)
+    assert kube_cluster.api.warnings == [
+        '299 - "policy.linkerd.io/v1beta1 Server is deprecated; use policy.linkerd.io/v1beta3 Server"']
+
+
 def test_a_field_another_manager_owns_is_a_conflict_not_taken_over(kube_cluster: Cluster, kube_namespace: str) -> None:
     service = _service(kube_namespace)
     kube_cluster.apply(service)

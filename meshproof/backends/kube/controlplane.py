@@ -20,6 +20,7 @@ they die with the process that started them and `meshproof cleanup` finds them a
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -29,6 +30,7 @@ import secrets
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -59,8 +61,8 @@ SERVING_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.de
 
 @dataclass(frozen=True)
 class ControlPlaneTimeouts:
-    """Seconds. Idle, etcd is healthy in ~0.1 s and the API server ready in ~3 s; on two loaded
-    cores both take several times that, hence the margins."""
+    """Seconds. Measured here (2 cores, busy with other work): etcd healthy 0.5-1 s and the API server
+    ready 4-5 s after the start, once 13 s; the margins are for a machine busier still."""
 
     etcd_ready: float = 30.0
     apiserver_ready: float = 90.0
@@ -156,10 +158,10 @@ class LocalControlPlane:
         self.kubeconfig = run.path / "kubeconfig"
         _write_private(self.kubeconfig, yaml.safe_dump(self.kubeconfig_dict()).encode())
 
-    def _wait(self, child: Child, predicate: object, timeout: float, what: str,
+    def _wait(self, child: Child, predicate: Callable[[], bool], timeout: float, what: str,
               checks: dict[str, str] | None = None) -> None:
-        """Until `predicate()`, failing with the program's own reason when it exits or `timeout` passes."""
-        assert callable(predicate)
+        """Until `predicate()`, failing with the program's own reason when it exits or `timeout` passes
+        (and with what `checks["failing"]` says was failing last)."""
 
         def done() -> bool:
             return child.exited() is not None or bool(predicate())
@@ -187,8 +189,6 @@ class LocalControlPlane:
 
     def kubeconfig_dict(self) -> dict[str, object]:
         """A kubeconfig for the admin (the token and the CA inline), as kubectl and clients read it."""
-        import base64
-
         ca = base64.b64encode(self.ca_file.read_bytes()).decode()
         return {
             "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},

@@ -9,8 +9,9 @@ in) and checked by the `jsonschema` package:
   `additionalProperties` accepts no other fields (the API server would prune them; `kubectl apply`
   with strict field validation, its default since Kubernetes 1.27, rejects them instead);
 - `x-kubernetes-int-or-string` accepts an integer or a string; `nullable: true` accepts null;
-- a null where the schema does not allow it is refused, as kube-apiserver 1.37 refuses it under
-  server-side apply ("must be of type string: \"null\""), checked against the real server;
+- a null where the schema does not allow it is refused: kube-apiserver 1.37 refuses it in a
+  server-side apply ("must be of type string: \"null\"") and drops it silently from a create, even
+  with strict field validation (both checked against the real server);
 - `x-kubernetes-list-type: set` items must be unique, `map` items unique by their
   `x-kubernetes-list-map-keys`;
 - type, enum, required, pattern, min/max (length, items, properties, value), multipleOf, oneOf, anyOf,
