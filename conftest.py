@@ -1,3 +1,9 @@
-"""Registers meshproof's pytest plugin for this checkout: suites/ (checks of a mesh) and tests/ (of meshproof)."""
+"""The checkout's tests (tests/) and checks (suites/) get meshproof's pytest plugin from its `pytest11`
+entry point, as a user's project does: install the checkout first (pip install -e '.[dev]')."""
 
-pytest_plugins = ["fixtures.plugin"]
+from importlib.metadata import entry_points
+
+import pytest
+
+if not any(point.value == "meshproof.fixtures.plugin" for point in entry_points(group="pytest11")):
+    raise pytest.UsageError("meshproof's pytest plugin is not installed: run pip install -e '.[dev]' in the checkout")

@@ -1,22 +1,28 @@
 """The contract between mesh-neutral checks and a mesh: what a Backend must do, and the values it returns.
 
-A backend brings a mesh up with the scenario's workloads, applies the *whole* set of intents in force
-and returns only when the data plane serves them, makes requests from inside the mesh as a given
-workload (`call`, `call_batch`) and from outside it (`call_unmeshed`), and reads what the workloads
-and proxies counted. It declares what it cannot express in `unsupported` (feature -> reason); a check
-needing such a feature is skipped with that reason. Everything a backend starts, `down()` stops.
+The core (`Backend`), which every mesh has: bring the mesh up with the scenario's workloads, apply the
+*whole* set of intents in force and return only when the data plane serves them, make requests from
+inside the mesh as a given workload (`call`, `call_batch`) and from outside it (`call_unmeshed`), read
+the attempts the apps counted, and reset. Optional parts, which a backend has by also implementing
+their interface: `FaultInjection` (typed faults from meshproof.faults, each with its undo),
+`Telemetry` (the proxies' own counters) and `LoadTargets` (addresses for a load generator and the
+proxies whose cost it measures). A backend declares what it cannot express in `unsupported`
+(registered feature -> reason); a check exercising such a feature, or an optional part the backend
+lacks, ends `not_supported` with the reason. Everything a backend starts, `down()` stops.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from meshproof import faults, features
+from meshproof.faults import Fault
 from meshproof.intent import Identity, Intent, Workload
 
 
@@ -156,13 +162,6 @@ class RequestCounts:
         return self.server_errors / self.total if self.total else 0.0
 
 
-class FaultKind(StrEnum):
-    """Faults a backend can inject into one workload instance; `reset()` undoes them all."""
-
-    PROXY_CRASH = "proxy_crash"  # the instance's proxy dies: open connections reset, new ones refused
-    APP_ERROR = "app_error"  # the app answers every request with an error status (param: status)
-
-
 class Transport(StrEnum):
     """How an unmeshed client talks to a workload's inbound port."""
 
@@ -202,13 +201,8 @@ class ObservedIdentity:
 
 class Backend(ABC):
     name: str
-    #: feature -> why this mesh cannot express it. Features are "capability" or "capability.detail".
+    #: registered feature name -> why this mesh cannot express it; a capability's gap covers its details
     unsupported: ClassVar[Mapping[str, str]] = MappingProxyType({})
-
-    def support(self, feature: str) -> str | None:
-        """None when supported, else the reason; a capability's gap covers all its details."""
-        capability = feature.split(".", 1)[0]
-        return self.unsupported.get(feature) or self.unsupported.get(capability)
 
     @abstractmethod
     def up(self, workloads: Sequence[Workload], baseline: Sequence[Intent]) -> None: ...
@@ -239,10 +233,6 @@ class Backend(ABC):
         """A client outside the mesh connecting straight to a workload instance's inbound address."""
 
     @abstractmethod
-    def fault(self, kind: FaultKind, instance: str, **params: Any) -> None:
-        """Inject a fault into one instance until the next `reset()`."""
-
-    @abstractmethod
     def observed_identity(self, response: Response) -> ObservedIdentity:
         """The caller identity the serving workload received with the request, per the mesh's convention."""
 
@@ -257,22 +247,70 @@ class Backend(ABC):
     overflow_marker: ClassVar[tuple[str, str] | None] = None
 
     @abstractmethod
-    def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
-        """Targets for load from `source` to the single instance of `service` at `version`. The caller
-        applies a route pinning that version first, so the mesh path ends at the baseline's app."""
-
-    @abstractmethod
-    def request_counts(self, service: str, version: str, namespace: str = "default") -> RequestCounts:
-        """What the mesh's telemetry says the version's instances answered so far."""
-
-    @abstractmethod
-    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
-        """The caller proxy's own outlier-ejection counters for a service, where the mesh exposes them."""
-
-    @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Run metadata: mesh version, backend details, for results.json."""
 
     @abstractmethod
     def diagnostics(self) -> dict[str, Any]:
         """What a failing check attaches: the policy in force and what the proxies complained about."""
+
+
+# --- optional parts of the contract ----------------------------------------------------------------------
+
+
+@dataclass
+class Injected:
+    """A fault in force on one instance; `undo()` restores the state before it (once; later calls do nothing)."""
+
+    fault: Fault
+    instance: str
+    _undo: Callable[[], None]
+    undone: bool = False
+
+    def undo(self) -> None:
+        if not self.undone:
+            self.undone = True
+            self._undo()
+
+
+class FaultInjection(ABC):
+    #: the fault types (meshproof.faults) this backend can inject
+    fault_types: ClassVar[frozenset[type[Fault]]] = frozenset()
+
+    @abstractmethod
+    def inject(self, fault: Fault, instance: str) -> Injected:
+        """Put `fault` on one instance until its undo() or the next reset()."""
+
+
+class Telemetry(ABC):
+    @abstractmethod
+    def request_counts(self, service: str, version: str, namespace: str = "default") -> RequestCounts:
+        """What the mesh's telemetry says the version's instances answered so far."""
+
+    @abstractmethod
+    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
+        """The caller proxy's own outlier-ejection counters for a service."""
+
+
+class LoadTargets(ABC):
+    @abstractmethod
+    def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
+        """Targets for load from `source` to the single instance of `service` at `version`. The caller
+        applies a route pinning that version first, so the mesh path ends at the baseline's app."""
+
+
+_INTERFACES: dict[features.Feature, type[Any]] = {features.TELEMETRY: Telemetry, features.LOAD_TARGETS: LoadTargets}
+_FAULTS = {fault_type.feature: fault_type for fault_type in faults.ALL}
+
+
+def unsupported_reason(backend: Backend, name: str | features.Feature) -> str | None:
+    """None when `backend` supports the registered feature, else why not: an optional part of the contract it
+    does not implement, or what it declares in `unsupported` (a capability's entry covers its details)."""
+    feature = features.feature(name)
+    interface = _INTERFACES.get(feature)
+    if interface is not None and not isinstance(backend, interface):
+        return f"the {backend.name} backend has no {interface.__name__} (meshproof.backend)"
+    fault_type = _FAULTS.get(feature)
+    if fault_type is not None and not (isinstance(backend, FaultInjection) and fault_type in backend.fault_types):
+        return f"the {backend.name} backend cannot inject {fault_type.__name__}"
+    return backend.unsupported.get(feature.name) or backend.unsupported.get(feature.capability)

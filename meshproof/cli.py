@@ -26,14 +26,16 @@ from meshproof.backends.local.hook import load_hook
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
-from meshproof.profile import PROJECT_DIR, load_profile
+from meshproof.profile import load_profile
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
 from meshproof.results import load_results
 from meshproof.session import SESSION
+from meshproof.shipped import PACKAGE_DIR, shipped
 
-SUITES_DIR = PROJECT_DIR / "suites"
-REPORTS_DIR = PROJECT_DIR / "reports"
+SUITES_DIR = shipped("suites")
+#: pytest settings of a `meshproof run`, shipped in the package: the user's own pytest config never applies
+RUN_INI = PACKAGE_DIR / "run.ini"
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -100,15 +102,13 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     parse_only(args.only)
     if args.mesh != "local":
         require_cluster_tools(args.mesh)
-    if not SUITES_DIR.is_dir():
-        raise UserError(f"no suites at {SUITES_DIR}: meshproof runs from a checkout (pip install -e .)")
-    out = args.out or REPORTS_DIR / time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create it: {exc.strerror}") from None
     pytest_argv = [
-        str(SUITES_DIR), "--rootdir", str(PROJECT_DIR), "-c", str(PROJECT_DIR / "pyproject.toml"),
+        str(SUITES_DIR), "--rootdir", str(SUITES_DIR), "-c", str(RUN_INI),
         "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
     ]
     for option, value in (("--profile", args.profile), ("--only", args.only),

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshproof.backends.kube.gamma import UnsupportedFeature
 from meshproof.backends.kube.schema import check
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import Intent, Workload
 
 Manifest = dict[str, Any]

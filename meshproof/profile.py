@@ -20,11 +20,11 @@ import yaml
 from meshproof.durations import parse_duration
 from meshproof.errors import UserError
 from meshproof.intent import ConnectionPool, OutlierPolicy, RateLimit, Retry, RouteRule
+from meshproof.shipped import shipped
 
 Duration = Annotated[float, "duration"]  # seconds; written "300ms", "3s" in YAML
 T = TypeVar("T")
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-PROFILES_DIR = PROJECT_DIR / "profiles"
+PROFILES_DIR = shipped("profiles")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""results.json: the source of truth of a run (schema `meshproof/results/v1`).
+"""results.json: the source of truth of a run (schema `meshproof/results/v2`, published as the JSON Schema
+meshproof/results.schema.json).
 
 One file per run: run metadata, then one record per check with what it measured (values with units
 and uncertainty), the criterion it was judged by, and its evidence. It is rewritten atomically after
@@ -18,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import meshproof
+from meshproof.errors import UserError
 
-SCHEMA = "meshproof/results/v1"
-STATUSES = ("passed", "failed", "skipped", "error")
+SCHEMA = "meshproof/results/v2"
+#: not_supported: the mesh cannot express a feature the check exercises (the message says which and why);
+#: skipped: the check did not run for another reason (e.g. a solo check beside other checks)
+STATUSES = ("passed", "failed", "skipped", "not_supported", "error")
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 
 
 @dataclass
@@ -34,7 +39,7 @@ class CheckRecord:
     criterion: str = ""
     evidence: list[Any] = field(default_factory=list)
     duration_s: float = 0.0
-    unsupported: bool = False  # skipped because the mesh cannot express what the check needs
+    features: list[str] = field(default_factory=list)  # what the check exercises (meshproof.features)
 
 
 @dataclass
@@ -59,6 +64,7 @@ class Results:
             "host": {"name": socket.gethostname(), "cpus": os.cpu_count(), "python": platform.python_version(),
                      "platform": platform.platform()},
             "interrupted": False,
+            "unsupported_features": {},
         }
         return cls(path, run)
 
@@ -96,7 +102,26 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a meshproof results file (schema {data.get('schema')!r})")
+    """A results file, checked against the published schema; UserError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not JSON ({exc}); give the results.json of a meshproof run") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else None
+        raise UserError(f"{path} is not a meshproof results file of schema {SCHEMA} (schema {found!r})")
+    problems = schema_errors(data)
+    if problems:
+        raise UserError(f"{path} does not match {SCHEMA}: {problems[0]}")
     return data
+
+
+def schema_errors(data: Any) -> list[str]:
+    """What in `data` breaks the published JSON Schema (empty when it is a valid results file)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+            for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))]

@@ -9,7 +9,7 @@ every verdict is exact.
 
 import pytest
 
-from meshproof import scenario
+from meshproof import features, scenario
 from meshproof.backend import Backend, Request
 from meshproof.checks import Check
 from meshproof.intent import AuthzAction, AuthzPolicy, Rule
@@ -91,7 +91,7 @@ def test_prometheus_may_get_metrics_but_not_post_them_nor_read_orders(mesh: Back
               property_name=name)
 
 
-@pytest.mark.requires("authz.deny")
+@pytest.mark.requires(features.AUTHZ_DENY)
 def test_a_deny_rule_wins_over_an_allow_rule_that_also_matches(mesh: Backend, check: Check) -> None:
     """A DENY rule wins over an ALLOW rule that also matches the request."""
     no_writes = AuthzPolicy(

@@ -11,10 +11,11 @@ first requests after it already follow them.
 
 import pytest
 
-from meshproof import scenario
-from meshproof.backend import Backend, FaultKind, Request
+from meshproof import features, scenario
+from meshproof.backend import Backend, FaultInjection, Request, Telemetry
 from meshproof.canary import SplitSample, exact_leak_n, sample_split
 from meshproof.checks import Check
+from meshproof.faults import AppError
 from meshproof.intent import Intent
 from meshproof.profile import Profile
 from meshproof.workloads.directives import Echo
@@ -91,7 +92,7 @@ def test_new_weights_are_served_before_the_first_request_after_apply(
                                     f"{sample.describe()}; the new weights were not in force yet")
 
 
-def _rollout(mesh: Backend, check: Check, profile: Profile) -> tuple[list[int], bool]:
+def _rollout(mesh: Backend, telemetry: Telemetry, check: Check, profile: Profile) -> tuple[list[int], bool]:
     """The seed's CanaryRollout: each step applied, verified within its interval, then gated on v2's error
     rate from the mesh's telemetry. Returns the steps taken and whether it rolled back."""
     canary = profile.canary
@@ -99,13 +100,13 @@ def _rollout(mesh: Backend, check: Check, profile: Profile) -> tuple[list[int], 
     for step in canary.steps:
         weights = {"v1": 100 - step, "v2": step}
         mesh.apply(_route(profile, weights))
-        before = mesh.request_counts(scenario.ORDER_SERVICE, "v2")
+        before = telemetry.request_counts(scenario.ORDER_SERVICE, "v2")
         sample = _judge(mesh, check, profile, f"step_{step}", weights, canary.step_min_shift)
         _expect_split(check, sample, f"at rollout step {step}%")
         taken.append(step)
         if step == 100:
             break
-        counts = mesh.request_counts(scenario.ORDER_SERVICE, "v2") - before
+        counts = telemetry.request_counts(scenario.ORDER_SERVICE, "v2") - before
         check.evidence({"step": step, "v2_requests": counts.total, "v2_5xx": counts.server_errors,
                         "v2_error_rate": counts.error_rate})
         if counts.error_rate >= canary.error_threshold:
@@ -116,28 +117,31 @@ def _rollout(mesh: Backend, check: Check, profile: Profile) -> tuple[list[int], 
     return taken, False
 
 
-def test_a_healthy_canary_is_rolled_out_step_by_step(mesh: Backend, check: Check, profile: Profile) -> None:
+def test_a_healthy_canary_is_rolled_out_step_by_step(mesh: Backend, telemetry: Telemetry, check: Check,
+                                                     profile: Profile) -> None:
     """Each rollout step 10/25/50/75/100 is applied, verified within its interval, and gated on health."""
     canary = profile.canary
     check.criterion(f"steps {canary.steps}: each split at alpha {canary.alpha:g} and power {canary.power} against a "
                     f"{canary.step_min_shift:.0%} shift; v2's error rate from the mesh's telemetry below "
                     f"{canary.error_threshold:.0%} at every step, so the rollout reaches 100%")
-    taken, rolled_back = _rollout(mesh, check, profile)
+    taken, rolled_back = _rollout(mesh, telemetry, check, profile)
     check.measure("steps_taken", taken)
     check.expect(not rolled_back and taken == canary.steps,
                  f"canary rollout: a healthy v2 was rolled back after steps {taken}")
 
 
-def test_a_failing_canary_is_rolled_back_to_100_0(mesh: Backend, check: Check, profile: Profile) -> None:
+@pytest.mark.requires(features.FAULT_APP_ERROR)
+def test_a_failing_canary_is_rolled_back_to_100_0(mesh: Backend, faults: FaultInjection, telemetry: Telemetry,
+                                                  check: Check, profile: Profile) -> None:
     """When v2's error rate passes the threshold, the rollout stops and routes everything back to v1."""
     canary = profile.canary
     for instance in mesh.instances(scenario.ORDER_SERVICE, version="v2"):
-        mesh.fault(FaultKind.APP_ERROR, instance, status=503)
+        faults.inject(AppError(503), instance)
     check.criterion(f"v2 answers 503: the gate (v2's error rate from the mesh's telemetry >= "
                     f"{canary.error_threshold:.0%}) trips after the first step {canary.steps[0]}%, the route goes back "
                     f"to 100/0, and every one of {exact_leak_n(canary.step_min_shift, canary.power)} requests after "
                     "it is answered by v1")
-    taken, rolled_back = _rollout(mesh, check, profile)
+    taken, rolled_back = _rollout(mesh, telemetry, check, profile)
     check.measure("steps_taken", taken)
     check.expect(rolled_back and taken == canary.steps[:1],
                  f"canary rollback: with v2 failing, the rollout went through steps {taken} "

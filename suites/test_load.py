@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import pytest
 
 from meshproof import scenario
-from meshproof.backend import Backend
+from meshproof.backend import Backend, LoadTargets
 from meshproof.checks import Check
 from meshproof.intent import Retry, Route, RouteRule
 from meshproof.load.analysis import RateResult
@@ -78,11 +78,11 @@ def _errors(rate: float, result: RateResult) -> str | None:
 
 
 def test_the_mesh_adds_less_latency_than_the_slo_under_open_model_load(
-    load_profile: LoadProfile, mesh: Backend, check: Check
+    load_profile: LoadProfile, mesh: Backend, load_targets: LoadTargets, check: Check
 ) -> None:
     """At each rate of the load profile the run is valid and the mesh's latency overhead is below the SLO."""
     mesh.apply([*scenario.BASELINE, PINNED])
-    setup = mesh.load_setup(CALLER, scenario.ORDER_SERVICE, VERSION)
+    setup = load_targets.load_setup(CALLER, scenario.ORDER_SERVICE, VERSION)
     check.criterion(_criterion(load_profile))
     results = {}
     for rate in load_profile.rates:

@@ -8,7 +8,7 @@ deterministic; there is no tolerance.
 
 import pytest
 
-from meshproof import scenario
+from meshproof import features, scenario
 from meshproof.backend import Backend, RawOutcome, Request, Transport
 from meshproof.checks import Check
 from meshproof.intent import MtlsMode, MtlsPolicy
@@ -89,7 +89,7 @@ def test_strict_mtls_refuses_a_client_certificate_from_a_foreign_ca(mesh: Backen
     _expect_refused(check, seen, "strict mTLS, client certificate must chain to the mesh CA")
 
 
-@pytest.mark.requires("mtls.permissive")
+@pytest.mark.requires(features.MTLS_PERMISSIVE)
 def test_permissive_lets_plaintext_in_and_strict_shuts_it_out_again(mesh: Backend, check: Check) -> None:
     """Switching to PERMISSIVE lets a plaintext client in while meshed calls stay mTLS; back to STRICT
     shuts it out again."""

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from meshproof import scenario
+from meshproof import features, scenario
 from meshproof.backend import Backend, Request, Tally, TraceRow
 from meshproof.checks import Check
 from meshproof.profile import Profile, RateLimitProfile
@@ -81,7 +81,7 @@ def test_a_burst_lets_exactly_the_bucket_through_and_limits_the_rest(
                  f"to pass (bucket {settings.max_tokens} + refill) and the rest 429")
 
 
-@pytest.mark.requires("ratelimit.headers")
+@pytest.mark.requires(features.RATELIMIT_HEADERS)
 def test_responses_carry_the_rate_limit_headers(mesh: Backend, check: Check, profile: Profile) -> None:
     """Passing responses carry x-ratelimit-limit/-remaining/-reset with remaining counting down; limited
     responses carry the seed's x-rate-limit-remaining."""

@@ -13,9 +13,10 @@ import uuid
 
 import pytest
 
-from meshproof import scenario
-from meshproof.backend import Backend, FaultKind, Request, Response
+from meshproof import features, scenario
+from meshproof.backend import Backend, FaultInjection, Request, Response
 from meshproof.checks import Check
+from meshproof.faults import ProxyCrash
 from meshproof.intent import Retry, Route, RouteRule
 from meshproof.processes import wait_until
 from meshproof.profile import Profile
@@ -94,7 +95,7 @@ def test_a_status_not_in_retry_on_is_not_retried(mesh: Backend, check: Check, pr
                  f"got {response.describe()} after {attempts} attempts; expected {status} after 1")
 
 
-def _crash_while_in_flight(mesh: Backend, check: Check, echo: Echo) -> tuple[Response, str]:
+def _crash_while_in_flight(mesh: Backend, faults: FaultInjection, check: Check, echo: Echo) -> tuple[Response, str]:
     """Send a slow request; once it is in flight at some instance, crash that instance's proxy."""
     result: list[Response] = []
     request = Request(scenario.ORDER_SERVICE, "/api/v1/orders/1", headers=echo.headers())
@@ -107,13 +108,13 @@ def _crash_while_in_flight(mesh: Backend, check: Check, echo: Echo) -> tuple[Res
         return bool(landed)
 
     check.expect(wait_until(in_flight, timeout=echo.delay), "retries on reset: the request never reached an app")
-    mesh.fault(FaultKind.PROXY_CRASH, landed[0])
+    faults.inject(ProxyCrash(), landed[0])
     sender.join()
     return result[0], landed[0]
 
 
-@pytest.mark.requires("retries.retry_on_reset")
-def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, check: Check) -> None:
+@pytest.mark.requires(features.RETRIES_RETRY_ON_RESET, features.FAULT_PROXY_CRASH)
+def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, faults: FaultInjection, check: Check) -> None:
     """A connection reset by the upstream is retried when retryOn lists `reset`, and not otherwise."""
     check.criterion("a request is in flight at one v1 endpoint when that endpoint's proxy crashes (its connection "
                     "is reset); retryOn=connect-failure -> the caller sees the failure after 1 attempt; "
@@ -123,7 +124,7 @@ def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, check: Chec
         mesh.reset()
         mesh.apply([*scenario.BASELINE, _route(Retry(3, retry_on=retry_on), version="v1")])
         echo = Echo(key=_key(), delay=echo_delay, first=1)
-        response, crashed = _crash_while_in_flight(mesh, check, echo)
+        response, crashed = _crash_while_in_flight(mesh, faults, check, echo)
         attempts = sum(mesh.attempts(scenario.ORDER_SERVICE, echo.key).values())
         check.evidence({"retry_on": retry_on, "crashed_proxy_of": crashed, "response": response.evidence(),
                         "attempts_at_apps": attempts})
@@ -138,15 +139,17 @@ def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, check: Chec
                          f"({response.describe()}, {attempts} attempts); expected a failure after 1 attempt")
 
 
-@pytest.mark.requires("retries.retry_on_connect_failure")
-def test_a_refused_connection_is_retried_when_connect_failure_is_listed(mesh: Backend, check: Check) -> None:
+@pytest.mark.requires(features.RETRIES_RETRY_ON_CONNECT_FAILURE, features.FAULT_PROXY_CRASH)
+def test_a_refused_connection_is_retried_when_connect_failure_is_listed(
+    mesh: Backend, faults: FaultInjection, check: Check
+) -> None:
     """With one of two endpoints refusing connections, connect-failure retries hide it from the caller."""
     requests = 20
     check.criterion(f"one v1 endpoint's proxy is down (connections refused); {requests} sequential requests: "
                     "retryOn=retriable-4xx -> some fail (proving the endpoint is picked), "
                     "retryOn=connect-failure -> none fail (exact)")
     down = mesh.instances(scenario.ORDER_SERVICE, version="v1")[0]
-    mesh.fault(FaultKind.PROXY_CRASH, down)
+    faults.inject(ProxyCrash(), down)
     for retry_on, retried in ((("retriable-4xx",), False), (("connect-failure",), True)):
         mesh.apply([*scenario.BASELINE, _route(Retry(2, retry_on=retry_on), version="v1")])
         tally = mesh.call_batch(CALLER, Request(scenario.ORDER_SERVICE, "/"), count=requests, concurrency=1)
@@ -162,7 +165,7 @@ def test_a_refused_connection_is_retried_when_connect_failure_is_listed(mesh: Ba
                                      "retries, so the check proves nothing (is the proxy really down?)")
 
 
-@pytest.mark.requires("retries.per_try_timeout")
+@pytest.mark.requires(features.RETRIES_PER_TRY_TIMEOUT)
 def test_a_first_attempt_slower_than_the_per_try_timeout_is_abandoned_and_retried(
     mesh: Backend, check: Check, profile: Profile
 ) -> None:

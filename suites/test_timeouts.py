@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from meshproof import scenario
+from meshproof import features, scenario
 from meshproof.backend import Backend, Request
 from meshproof.checks import Check
 from meshproof.intent import Retry, Route, RouteRule
@@ -69,7 +69,7 @@ def test_an_upstream_faster_than_the_route_timeout_succeeds(mesh: Backend, check
                  f"{elapsed * 1000:.1f} ms; expected 200 after at least {delay * 1000:.0f} ms")
 
 
-@pytest.mark.requires("retries.per_try_timeout")
+@pytest.mark.requires(features.RETRIES_PER_TRY_TIMEOUT)
 def test_the_route_timeout_bounds_the_sum_of_retries(mesh: Backend, check: Check, profile: Profile) -> None:
     """With attempts x perTryTimeout > T, the caller still hears back at T."""
     settings = profile.retries

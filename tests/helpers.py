@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meshproof.profile import PROJECT_DIR
+from meshproof.shipped import CHECKOUT_DIR as PROJECT_DIR
 
 MESHPROOF = [sys.executable, "-m", "meshproof"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshproof.profile import PROJECT_DIR
+from meshproof.shipped import CHECKOUT_DIR as PROJECT_DIR
 
 BIN = Path(sys.executable).parent
 

@@ -18,8 +18,9 @@ from meshproof.backends.local.mesh import LocalMesh
 from meshproof.backends.local.ports import BLOCK_SIZE, PortBlock
 from meshproof.errors import ConfigRejected
 from meshproof.processes import wait_until
-from meshproof.profile import PROJECT_DIR, Profile
+from meshproof.profile import Profile
 from meshproof.runs import RunDir, leftover_runs, processes_of
+from meshproof.shipped import CHECKOUT_DIR as PROJECT_DIR
 from tests.helpers import MESHPROOF, run_meshproof
 
 

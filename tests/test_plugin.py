@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from meshproof.profile import PROJECT_DIR
+from meshproof.results import schema_errors
+from meshproof.shipped import CHECKOUT_DIR as PROJECT_DIR
 
 pytest_plugins = ["pytester"]
 
 CONFTEST = '''
 import pytest
-from meshproof.backend import Backend
-
-pytest_plugins = ["fixtures.plugin"]
 
 
 class LimitedMesh:
@@ -22,7 +20,6 @@ class LimitedMesh:
 
     name = "limited"
     unsupported = {"authz.deny": "this mesh has no DENY action", "connpool": "this mesh has no pool limits"}
-    support = Backend.support
 
     def reset(self):
         pass
@@ -39,6 +36,10 @@ import pytest
 @pytest.mark.capability("authz")
 @pytest.mark.requires("authz.deny")
 def test_deny_wins(mesh, check):
+    pass
+
+@pytest.mark.capability("outlier")
+def test_needs_telemetry(telemetry, check):
     pass
 
 @pytest.mark.capability("authz")
@@ -68,16 +69,36 @@ def _results(out: Path) -> dict[str, dict[str, object]]:
     return {check["id"]: check for check in json.loads((out / "results.json").read_text())["checks"]}
 
 
-def test_unsupported_features_are_skipped_with_the_meshs_reason(project: pytest.Pytester, tmp_path: Path) -> None:
+def test_unsupported_features_are_not_supported_with_the_meshs_reason(project: pytest.Pytester,
+                                                                     tmp_path: Path) -> None:
     outcome = project.runpytest_subprocess(f"--out={tmp_path}", "-p", "no:cacheprovider")
-    outcome.assert_outcomes(passed=2, skipped=2)
+    outcome.assert_outcomes(passed=2, skipped=3)
     checks = _results(tmp_path)
     deny, allow, overflow = checks["authz.deny_wins"], checks["authz.allow"], checks["connpool.overflow"]
-    assert deny["status"] == "skipped" and deny["unsupported"] is True
+    assert deny["status"] == "not_supported" and deny["features"] == ["authz", "authz.deny"]
     assert "limited cannot express authz.deny: this mesh has no DENY action" in str(deny["message"])
-    assert overflow["unsupported"] is True and "this mesh has no pool limits" in str(overflow["message"])
+    assert overflow["status"] == "not_supported" and "this mesh has no pool limits" in str(overflow["message"])
+    telemetry = checks["outlier.needs_telemetry"]
+    assert telemetry["status"] == "not_supported" and "has no Telemetry" in str(telemetry["message"])
     assert allow["status"] == "passed" and allow["measured"] == {"answered": {"value": 1, "unit": "requests"}}
-    assert (tmp_path / "junit.xml").read_text().count("<skipped") == 2
+    assert checks["authz.alone"]["status"] == "passed"
+    assert (tmp_path / "junit.xml").read_text().count("<skipped") == 3
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert schema_errors(results) == []
+
+
+def test_a_misspelt_feature_fails_collection(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_typo='''
+import pytest
+
+@pytest.mark.capability("authz")
+@pytest.mark.requires("authz.dny")
+def test_deny(mesh, check):
+    pass
+''')
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    outcome.stderr.fnmatch_lines(["*unknown feature 'authz.dny': did you mean authz.deny*"])
 
 
 def test_only_deselects_other_capabilities(project: pytest.Pytester, tmp_path: Path) -> None:

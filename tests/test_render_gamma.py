@@ -7,7 +7,7 @@ import pytest
 
 from meshproof import scenario
 from meshproof.backends.kube import gamma, schema
-from meshproof.backends.kube.gamma import UnsupportedFeature
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import HeaderMatch, Retry, Route, RouteRule, Workload
 from tests.test_render_istio import ORDER, SEED_ROUTE
 
@@ -76,7 +76,7 @@ def test_a_route_gateway_api_would_resolve_differently_is_refused(rules: tuple[R
 
     with pytest.raises(UnsupportedFeature, match=why) as raised:
         rendered(Route(ORDER, rules), rule_annotations=annotate)
-    assert raised.value.feature == "route.match_order"
+    assert raised.value.feature == "canary.match_order"
 
 
 def test_rules_that_cannot_match_the_same_request_keep_their_order_freely() -> None:

@@ -11,7 +11,7 @@ import yaml
 from meshproof import scenario
 from meshproof.backends.istio import UNSUPPORTED, render
 from meshproof.backends.kube import schema
-from meshproof.backends.kube.gamma import UnsupportedFeature
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import (
     AuthzAction,
     AuthzPolicy,

@@ -8,8 +8,8 @@ import pytest
 
 from meshproof import scenario
 from meshproof.backends.kube import schema
-from meshproof.backends.kube.gamma import UnsupportedFeature
 from meshproof.backends.linkerd import UNSUPPORTED, render
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import (
     AuthzAction,
     AuthzPolicy,
@@ -252,7 +252,7 @@ UNSUPPORTED_TRIGGERS: dict[str, Intent] = {
     "retries.retry_on_connect_failure": retrying(Retry(1, retry_on=("connect-failure",))),
     "retries.retry_on_refused_stream": retrying(Retry(1, retry_on=("refused-stream",))),
     "retries.per_try_timeout": retrying(Retry(1, per_try_timeout=1, retry_on=("503",))),
-    "route.match_order": Route(ORDER, (RouteRule(match=(scenario.PREMIUM,), retries=Retry(1)),
+    "canary.match_order": Route(ORDER, (RouteRule(match=(scenario.PREMIUM,), retries=Retry(1)),
                                        RouteRule(match=(scenario.PREMIUM,)), RouteRule())),
 }
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from meshproof.profile import PROJECT_DIR, Duration, load_named
+from meshproof.profile import Duration, load_named
+from meshproof.shipped import shipped
 
-LOADPROFILES_DIR = PROJECT_DIR / "loadprofiles"
+LOADPROFILES_DIR = shipped("loadprofiles")
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
 """The overhead quantiles reported in results.json, by their names there."""
 ARRIVALS = ("constant", "poisson")

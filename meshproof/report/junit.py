@@ -23,7 +23,7 @@ def render_junit(results: dict[str, Any]) -> bytes:
             root, "testsuite", name=capability, tests=str(len(records)),
             failures=str(sum(r["status"] == "failed" for r in records)),
             errors=str(sum(r["status"] == "error" for r in records)),
-            skipped=str(sum(r["status"] == "skipped" for r in records)),
+            skipped=str(sum(r["status"] in ("skipped", "not_supported") for r in records)),
             time=f"{sum(r['duration_s'] for r in records):.3f}",
         )
         for record in records:
@@ -40,6 +40,8 @@ def render_junit(results: dict[str, Any]) -> bytes:
                 ET.SubElement(case, "error", message=message.splitlines()[0] if message else "").text = message
             elif record["status"] == "skipped":
                 ET.SubElement(case, "skipped", message=message)
+            elif record["status"] == "not_supported":
+                ET.SubElement(case, "skipped", message=f"not supported: {message}")
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
 

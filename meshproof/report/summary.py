@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SYMBOL = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERROR"}
+_SYMBOL = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "not_supported": "N/S", "error": "ERROR"}
 
 
 def _key_measurement(measured: dict[str, Any]) -> str:
@@ -30,10 +30,10 @@ def render_summary(results: dict[str, Any], *, results_path: str | None = None) 
         lines.append("")
         for record in problems:
             lines.append(f"{_SYMBOL[record['status']]} {record['id']}: {record.get('message') or ''}")
-    skipped = [c for c in checks if c["status"] == "skipped"]
+    skipped = [c for c in checks if c["status"] in ("skipped", "not_supported")]
     if skipped:
         lines.append("")
-        lines.extend(f"SKIP {c['id']}: {c.get('message') or ''}" for c in skipped)
+        lines.extend(f"{_SYMBOL[c['status']]} {c['id']}: {c.get('message') or ''}" for c in skipped)
     counts = {status: sum(c["status"] == status for c in checks) for status in _SYMBOL}
     run = results["run"]
     totals = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no checks"

@@ -34,13 +34,12 @@ Istio defaults and quirks the rendering accounts for (checked against istio/isti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meshproof.backends.kube.gamma import (
     APP_LABEL,
     VERSION_LABEL,
-    UnsupportedFeature,
     check_targets,
     check_versions,
     finish,
@@ -49,6 +48,7 @@ from meshproof.backends.kube.gamma import (
     versions_of,
 )
 from meshproof.durations import format_duration
+from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (
     AuthzPolicy,
     ConnectionPool,
@@ -80,13 +80,13 @@ GO_STATUS_CODES = frozenset(
      428, 429, 431, 451, *range(500, 509), 510, 511]
 )
 
-UNSUPPORTED: dict[str, str] = {
+UNSUPPORTED: Mapping[str, str] = check_table({
     "connpool.max_retries_zero": "Istio reads DestinationRule connectionPool.http.maxRetries: 0 as unset and "
     "keeps its default of 2^32-1 concurrent retries (cluster_traffic_policy.go), so 'no concurrent "
     "retries' cannot be expressed",
     "retries.status_code": "Istio reads a retryOn entry as a status code only if Go's net/http knows it "
     "(retry.go parseRetryOn); any other code becomes a retry condition Envoy does not know and ignores",
-}
+}, owner=f"the {MESH} renderer")
 
 
 def _unsupported(feature: str, detail: str) -> UnsupportedFeature:

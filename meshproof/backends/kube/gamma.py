@@ -11,7 +11,7 @@ annotations on the HTTPRoute, which is why `rule_annotations` may split a Route 
 Route semantics differ in one way that is refused rather than approximated: Istio (and the intent)
 take the *first* rule that matches, Gateway API the most *specific* one (more header matches win; a
 tie goes to the first rule of one HTTPRoute, but between HTTPRoutes to the oldest). When the two could
-pick different rules for some request, rendering raises UnsupportedFeature("route.match_order").
+pick different rules for some request, rendering raises UnsupportedFeature("canary.match_order").
 
 Also here, because both renderers (and the deploy layer) must agree on them: the pod labels (`app`,
 `version`), the name of the app's container port (`http`), Service manifests, the metadata every
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from meshproof.durations import format_duration
-from meshproof.errors import UserError
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import (
     AuthzPolicy,
     ConnectionPool,
@@ -53,16 +53,6 @@ MATCH_ORDER_REASON = (
     "Gateway API sends a request to the most specific matching rule (more header matches win; a tie "
     "between HTTPRoutes goes to the oldest), Istio and the intent to the first one"
 )
-
-
-class UnsupportedFeature(UserError):
-    """An intent asks for something the mesh cannot express; `feature` is a key of its UNSUPPORTED table."""
-
-    def __init__(self, mesh: str, feature: str, reason: str, *, detail: str = "") -> None:
-        self.mesh = mesh
-        self.feature = feature
-        self.reason = reason
-        super().__init__(f"{mesh} cannot express {feature}: {reason}" + (f" ({detail})" if detail else ""))
 
 
 def manifest(api_version: str, kind: str, name: str, namespace: str, spec: Json | None = None, *,
@@ -232,7 +222,7 @@ def _refuse_reordering(route: Route, group_of: Sequence[int], mesh: str) -> None
                 why = f"rules {i} and {j} tie but sit in different HTTPRoutes, where the oldest route wins"
             else:
                 continue
-            raise UnsupportedFeature(mesh, "route.match_order", MATCH_ORDER_REASON,
+            raise UnsupportedFeature(mesh, "canary.match_order", MATCH_ORDER_REASON,
                                      detail=f"route for {route.service}: {why}")
 
 

@@ -58,7 +58,7 @@ Semantics that differ from Istio and the local mesh even where rendering succeed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,6 @@ from meshproof.backends.kube.gamma import (
     APP_LABEL,
     APP_PORT_NAME,
     MATCH_ORDER_REASON,
-    UnsupportedFeature,
     check_targets,
     finish,
     manifest,
@@ -77,6 +76,7 @@ from meshproof.backends.kube.gamma import (
     services_of,
 )
 from meshproof.durations import format_duration
+from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (
     TRUST_DOMAIN,
     AuthzAction,
@@ -110,7 +110,7 @@ _ROUTE_RULES, _RULE_MATCHES = 16, 8  # maxItems in the policy.linkerd.io HTTPRou
 _RETRY = "retry.linkerd.io"
 _ACCRUAL = "balancer.linkerd.io/failure-accrual"
 
-UNSUPPORTED: dict[str, str] = {
+UNSUPPORTED: Mapping[str, str] = check_table({
     "authz.deny": "Linkerd's authorization only grants access: there is no DENY action",
     "authz.overlapping_rules": "Linkerd checks a request against the single route that matches it best "
     "(ranking path matches by matched length only), so ALLOW rules for different callers whose "
@@ -140,8 +140,8 @@ UNSUPPORTED: dict[str, str] = {
     "cannot be told to retry only those: a response status to retry is needed",
     "retries.per_try_timeout": "retry.linkerd.io/timeout always retries the attempt it cuts off; Envoy "
     "retries a per-try timeout only under 5xx or gateway-error, so without those it cannot be expressed",
-    "route.match_order": MATCH_ORDER_REASON,
-}
+    "canary.match_order": MATCH_ORDER_REASON,
+}, owner=f"the {MESH} renderer")
 
 
 def _unsupported(feature: str, detail: str) -> UnsupportedFeature:

@@ -25,15 +25,18 @@ import psutil
 
 from meshproof.backend import (
     Backend,
-    FaultKind,
+    FaultInjection,
+    Injected,
     LoadSetup,
     LoadTarget,
+    LoadTargets,
     ObservedIdentity,
     RawOutcome,
     Request,
     RequestCounts,
     Response,
     Tally,
+    Telemetry,
     Transport,
 )
 from meshproof.backends.local import render
@@ -43,6 +46,7 @@ from meshproof.backends.local.ports import PortBlock
 from meshproof.backends.local.sidecar import Pending, Sidecar
 from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
 from meshproof.errors import PrerequisiteError, UserError
+from meshproof.faults import AppError, Fault, ProxyCrash
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.probes import probe
 from meshproof.processes import Child, Supervisor, wait_until
@@ -92,9 +96,10 @@ class _App:
             return False
 
 
-class LocalMesh(Backend):
+class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
     name = "local"
     overflow_marker = ("x-envoy-overloaded", "true")
+    fault_types = frozenset({ProxyCrash, AppError})
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -113,6 +118,7 @@ class LocalMesh(Backend):
         self.foreign_client: Svid | None = None
         self.startup: dict[str, Any] = {}
         self.crashed: set[str] = set()
+        self.injected: list[Injected] = []
         self._envoy_version = ""
         self._bootstraps: dict[str, dict[str, Any]] = {}
 
@@ -256,29 +262,35 @@ class LocalMesh(Backend):
                             f"{late} (raise timeouts.apply in the profile if the machine is very slow)")
 
     def reset(self) -> None:
-        self._restart_crashed()
+        while self.injected:
+            self.injected.pop().undo()
         self.apply(self.baseline)
         for app in self.apps.values():
             app.control.post("/reset").raise_for_status()
 
-    def fault(self, kind: FaultKind, instance: str, **params: Any) -> None:
+    def inject(self, fault: Fault, instance: str) -> Injected:
         if instance not in self.sidecars:
             raise UserError(f"no instance {instance!r} in the local mesh")
-        if kind is FaultKind.PROXY_CRASH:
+        if isinstance(fault, ProxyCrash):
             assert self.supervisor is not None
             self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
             self.crashed.add(instance)
-        elif kind is FaultKind.APP_ERROR:
-            self.apps[instance].control.post("/fault", json={"status": int(params.get("status", 503))})
+            injected = Injected(fault, instance, lambda: self._restart_crashed({instance}))
         else:
-            raise UserError(f"the local mesh cannot inject {kind}")
+            control = self.apps[instance].control
+            control.post("/fault", json={"status": fault.status}).raise_for_status()
 
-    def _restart_crashed(self) -> None:
+            def heal() -> None:
+                control.post("/fault", json={}).raise_for_status()
+
+            injected = Injected(fault, instance, heal)
+        self.injected.append(injected)
+        return injected
+
+    def _restart_crashed(self, names: set[str]) -> None:
         """Bring crashed sidecars back with the config they had; wait until they serve it again."""
-        if not self.crashed:
-            return
         assert self.supervisor is not None and self.run is not None
-        restarted = [self.sidecars[name] for name in sorted(self.crashed)]
+        restarted = [self.sidecars[name] for name in sorted(names & self.crashed)]
         for sidecar in restarted:
             sidecar.start(self.supervisor, self._bootstraps[sidecar.instance.name],
                           self.run.path / "logs" / f"envoy-{sidecar.instance.name}.log")
@@ -286,7 +298,7 @@ class LocalMesh(Backend):
                           timeout=self.profile.timeouts.startup):
             raise UserError(f"crashed sidecars did not come back within {self.profile.timeouts.startup:.0f}s")
         self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()])
-        self.crashed.clear()
+        self.crashed -= names
 
     # --- traffic --------------------------------------------------------------------------------------
     def _caller(self, source: str) -> _App:
@@ -406,7 +418,7 @@ class LocalMesh(Backend):
             errors += int(stats.get("http.inbound.downstream_rq_5xx", "0"))
         return RequestCounts(total, errors)
 
-    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int] | None:
+    def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
         sidecar = self.sidecars[self._caller(source).instance.name]
         port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
         prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
