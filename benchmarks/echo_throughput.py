@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from meshproof.backends.local.ports import PortBlock
+from meshproof.backends.host.ports import PortBlock
 from meshproof.processes import wait_until
 
 

@@ -40,8 +40,8 @@ import httpx
 
 from meshproof import scenario
 from meshproof.backend import LoadSetup, LoadTarget
+from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.local.mesh import LocalMesh
-from meshproof.backends.local.ports import PortBlock
 from meshproof.intent import Retry, Route, RouteRule
 from meshproof.load.analysis import RateResult
 from meshproof.load.driver import measure_rate

@@ -19,11 +19,10 @@ from types import FrameType
 import pytest
 import yaml
 
-from meshproof import manifests, runs, scenario
-from meshproof.backends import MESHES, check_mesh_name
-from meshproof.backends.kube.prerequisites import MESH_TOOLS, TOOLS, require_cluster_tools, tool_status
-from meshproof.backends.local.hook import load_hook
+import meshproof
+from meshproof import registry, runs, scenario
 from meshproof.capabilities import CAPABILITIES, parse_only
+from meshproof.descriptor import Options
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
@@ -45,10 +44,11 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meshproof", description="Conformance and chaos checks for service meshes.")
+    parser.add_argument("--version", action="version", version=f"meshproof {meshproof.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the suites against a mesh and write results.json + junit.xml",
                               description="Run the suites. Arguments after -- go to pytest (e.g. -- -k identity).")
-    run.add_argument("--mesh", default="local", help=f"one of {', '.join(MESHES)} (default local)")
+    run.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
     run.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
                                              "Kubernetes manifests (validated against the CRDs) or Envoy configs.")
-    render.add_argument("--mesh", default="local", help=f"one of {', '.join(MESHES)} (default local)")
+    render.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
     render.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     doctor = commands.add_parser("doctor", help="which prerequisites each mesh has here, and how to get the rest")
     doctor.add_argument("--mesh", help="only this mesh; exit 2 when it cannot run")
@@ -94,14 +94,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    check_mesh_name(args.mesh)
+    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook))
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
-    if args.envoy_config_hook:
-        load_hook(args.envoy_config_hook)
     parse_only(args.only)
-    if args.mesh != "local":
-        require_cluster_tools(args.mesh)
     out = args.out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -166,54 +162,29 @@ class _SessionBridge:
 
 
 def render(mesh: str, profile_spec: str | None) -> int:
-    check_mesh_name(mesh)
+    chosen = registry.descriptor(mesh)
     profile = load_profile(profile_spec)
-    intents = scenario.seed_intents(profile)
-    header = f"# meshproof render --mesh {mesh}: the seed scenario with profile {profile.name}"
-    if mesh == "local":
-        documents = [{"sidecar": name, "bootstrap": config}
-                     for name, config in manifests.local_sidecars(intents, scenario.WORKLOADS).items()]
-        print(header + " (ports and paths illustrative)")
-    else:
-        rendered, left_out = manifests.cluster_manifests(mesh, intents, scenario.WORKLOADS)
-        documents = list(rendered)
-        print(header + f" ({len(rendered)} resources, each valid against its published CRD schema)")
-        for gap in left_out:
-            print(f"# not rendered: {gap}")
-    print(yaml.safe_dump_all(documents, sort_keys=False), end="")
+    rendered = chosen.render(scenario.seed_intents(profile), scenario.WORKLOADS)
+    print(f"# meshproof render --mesh {mesh}: the seed scenario with profile {profile.name} ({rendered.note})")
+    for gap in rendered.left_out:
+        print(f"# not rendered: {gap}")
+    print(yaml.safe_dump_all(rendered.documents, sort_keys=False), end="")
     return 0
 
 
 def doctor(only_mesh: str | None) -> int:
-    if only_mesh is not None:
-        check_mesh_name(only_mesh)
-    meshes = [only_mesh] if only_mesh else list(MESHES)
+    """Each mesh's prerequisites; exit 0 when the chosen mesh (default: local) can run."""
+    chosen = [registry.descriptor(only_mesh)] if only_mesh else list(registry.DESCRIPTORS.values())
     ready = {}
-    for mesh in meshes:
-        print(f"{mesh}:")
-        if mesh == "local":
-            from meshproof.backends.local.mesh import envoy_version, find_envoy
-
-            try:
-                envoy = find_envoy()
-                print(f"  ok       envoy {envoy_version(envoy)} ({envoy})")
-                ready[mesh] = True
-            except UserError as exc:
-                print(f"  MISSING  envoy: {exc}")
-                ready[mesh] = False
-            print(f"  ok       python {sys.version.split()[0]}")
-            continue
-        ok_all = True
-        for name in MESH_TOOLS[mesh]:
-            ok, detail = tool_status(name)
-            ok_all &= ok
-            print(f"  {'ok     ' if ok else 'MISSING'}  {name}: {detail}")
-            if not ok:
-                print(f"           get it: {TOOLS[name].how_to_get}")
-        ready[mesh] = ok_all
-    if only_mesh is not None:
-        return 0 if ready[only_mesh] else 2
-    return 0 if ready.get("local") else 2
+    for descriptor in chosen:
+        print(f"{descriptor.name}: {descriptor.summary}")
+        prerequisites = descriptor.prerequisites()
+        for item in prerequisites:
+            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}: {item.detail}")
+            if not item.present and item.how_to_get:
+                print(f"           get it: {item.how_to_get}")
+        ready[descriptor.name] = all(item.present for item in prerequisites)
+    return 0 if ready[only_mesh or "local"] else 2
 
 
 def cleanup(*, include_live: bool) -> int:

@@ -35,6 +35,8 @@ class Timeouts:
     apply: Duration = 15.0  # one apply() until every affected proxy serves the new config
     call: Duration = 30.0  # client-side bound of one request, so a broken mesh cannot hang a check
     shutdown_grace: Duration = 2.0  # SIGTERM -> SIGKILL
+    admin: Duration = 5.0  # one read of a proxy's admin API (stats, readiness)
+    control: Duration = 35.0  # one call to an echo app's control API beyond the request it makes (call + 5s)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from meshproof.backend import Backend
-from meshproof.backends.local.hook import ConfigHook
 from meshproof.checks import ProgressSink
+from meshproof.descriptor import Options
 from meshproof.profile import Profile
 from meshproof.results import CheckRecord, Results
 
@@ -22,7 +22,7 @@ from meshproof.results import CheckRecord, Results
 class MeshproofSession:
     mesh_name: str
     profile: Profile
-    hook: ConfigHook | None
+    options: Options
     only: frozenset[str] | None
     out: Path | None
     results: Results

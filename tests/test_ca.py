@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from meshproof.backends.local.ca import LocalCA
+from meshproof.backends.host.ca import LocalCA
 from meshproof.intent import Identity
 
 IDENTITY = Identity("default", "api-gateway")

@@ -68,7 +68,7 @@ def test_no_free_ports_is_reported_with_the_range_to_change(tmp_path: Path) -> N
 def test_doctor_reports_envoy_and_what_the_cluster_meshes_miss(tmp_path: Path) -> None:
     done = run_meshproof("doctor", state_dir=tmp_path)
     assert done.returncode == 0, done.stdout
-    assert "ok       envoy 1.40" in done.stdout
+    assert "ok       envoy: 1.40" in done.stdout
     assert "MISSING  istioctl: not found on PATH" in done.stdout
     assert run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path).returncode == 2
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from meshproof.backends.local.ports import PortBlock
+from meshproof.backends.host.ports import PortBlock
 from meshproof.processes import wait_until
 from meshproof.workloads.directives import Echo
 

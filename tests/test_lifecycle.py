@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from meshproof import scenario
+from meshproof.backends.host.ports import BLOCK_SIZE, PortBlock
 from meshproof.backends.local.hook import load_hook
 from meshproof.backends.local.mesh import LocalMesh
-from meshproof.backends.local.ports import BLOCK_SIZE, PortBlock
 from meshproof.errors import ConfigRejected
 from meshproof.processes import wait_until
 from meshproof.profile import Profile
@@ -110,7 +110,7 @@ def test_cleanup_stops_processes_of_a_dead_run(state_dir: Path) -> None:
 def test_concurrent_runs_get_disjoint_port_blocks(tmp_path: Path) -> None:
     mine = PortBlock.reserve(tmp_path)
     try:
-        code = f"from pathlib import Path; from meshproof.backends.local.ports import PortBlock; " \
+        code = f"from pathlib import Path; from meshproof.backends.host.ports import PortBlock; " \
                f"print(PortBlock.reserve(Path({str(tmp_path)!r})).start)"
         for _ in range(5):
             other = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

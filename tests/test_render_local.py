@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from meshproof import scenario
+from meshproof.backends.host.ca import LocalCA
+from meshproof.backends.host.envoy import find_envoy
+from meshproof.backends.host.topology import Instance, Topology
 from meshproof.backends.local import render
-from meshproof.backends.local.ca import LocalCA
-from meshproof.backends.local.mesh import find_envoy
-from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
+from meshproof.backends.local.render import SidecarFiles
 from meshproof.intent import (
     AuthzAction,
     AuthzPolicy,

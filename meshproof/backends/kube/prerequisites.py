@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from meshproof.errors import PrerequisiteError
+from meshproof.descriptor import Prerequisite
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,6 @@ TOOLS = {
     "linkerd": Tool("linkerd", ("linkerd", "version", "--client", "--short"),
                     "curl -sL https://run.linkerd.io/install-edge | sh, then add ~/.linkerd2/bin to PATH"),
 }
-MESH_TOOLS = {"istio": ("docker", "kind", "kubectl", "istioctl"), "linkerd": ("docker", "kind", "kubectl", "linkerd")}
 
 
 def tool_status(name: str) -> tuple[bool, str]:
@@ -46,9 +45,10 @@ def tool_status(name: str) -> tuple[bool, str]:
     return True, output[0] if output else "present"
 
 
-def require_cluster_tools(mesh: str) -> None:
-    missing = [(name, detail) for name in MESH_TOOLS[mesh] for ok, detail in [tool_status(name)] if not ok]
-    if missing:
-        listed = "; ".join(f"{name} ({detail}): {TOOLS[name].how_to_get}" for name, detail in missing)
-        raise PrerequisiteError(f"--mesh {mesh} needs {', '.join(n for n, _ in missing)}: {listed} "
-                                f"(meshproof doctor shows every prerequisite)")
+def cluster_tools(mesh_tools: tuple[str, ...]) -> list[Prerequisite]:
+    """The status of each tool a cluster mesh needs, for its descriptor."""
+    statuses = []
+    for name in mesh_tools:
+        present, detail = tool_status(name)
+        statuses.append(Prerequisite(name, present, detail, TOOLS[name].how_to_get))
+    return statuses

