@@ -20,10 +20,10 @@ import time
 from meshproof import scenario
 from meshproof.backend import Request
 from meshproof.backends.local.mesh import LocalMesh
-from meshproof.canary import sample_split
 from meshproof.checks import Check
 from meshproof.profile import CanaryProfile, Profile
 from meshproof.results import CheckRecord
+from meshproof.split_sampling import sample_split
 from meshproof.stats import clopper_pearson
 from meshproof.workloads.directives import Echo
 

@@ -37,7 +37,7 @@ class Request:
     body: bytes = b""
     port: int = 80
     namespace: str = "default"
-    timeout: float = 30.0
+    timeout: float | None = None  # the client-side bound; None: the profile's timeouts.call
 
     def host(self) -> str:
         """Always namespace-qualified: a short name resolves in the *caller's* namespace, as in Kubernetes."""
@@ -249,6 +249,10 @@ class Backend(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Run metadata: mesh version, backend details, for results.json."""
+
+    @abstractmethod
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """How a person reaches each instance (instance -> what -> address), as `meshproof up` prints it."""
 
     @abstractmethod
     def diagnostics(self) -> dict[str, Any]:

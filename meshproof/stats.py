@@ -28,17 +28,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-DEFAULT_ALPHA = 1e-4
-"""False-failure budget of one check: a correct mesh fails it at most once in 10,000 runs."""
-DEFAULT_POWER = 0.999
-"""Probability that a check catches a shift of delta (a broken split passes at most once in 1,000 runs)."""
-MAIN_SPLIT_DELTA = 0.02
-"""Smallest shift of a version's share that the main split check must catch (two percentage points)."""
-ROLLOUT_STEP_DELTA = 0.05
-"""Smallest shift that each step of a progressive rollout must catch (five percentage points)."""
-DEFAULT_LOOKS = 4
-"""Looks of a sequential split test: after n/4, n/2, 3n/4 and n requests."""
-
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,7 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 # --- batches big enough for a load balancer that spreads at random ------------------------------
 
 
-def trials_for_hits(needed: int, share: float, alpha: float = DEFAULT_ALPHA) -> int:
+def trials_for_hits(needed: int, share: float, alpha: float) -> int:
     """The smallest n such that n independent draws, each a hit with probability `share`, give fewer than
     `needed` hits with probability at most alpha.
 
@@ -67,7 +56,7 @@ def trials_for_hits(needed: int, share: float, alpha: float = DEFAULT_ALPHA) -> 
     return n
 
 
-def draws_until_hit(share: float, alpha: float = DEFAULT_ALPHA) -> int:
+def draws_until_hit(share: float, alpha: float) -> int:
     """The k such that a hit of probability `share` per draw comes within k draws with probability at least
     1 - alpha (the geometric quantile): how many requests may pass before a balancer picking at random
     sends one to a given endpoint."""
@@ -151,7 +140,7 @@ def _acceptance(n: IntArray, p0: float, alpha: float) -> tuple[IntArray, IntArra
     return low, high
 
 
-def exact_power(n: int, p0: float, p: float, alpha: float = DEFAULT_ALPHA) -> float:
+def exact_power(n: int, p0: float, p: float, alpha: float) -> float:
     """Exact probability that the equal-tailed test of p0 at level alpha rejects after n requests when
     the true share is p. Also tells a check how much power a run that fell short of its plan still had."""
     _check_count(0, n)
@@ -260,7 +249,7 @@ _SCAN = 256
 
 
 def plan_binomial(
-    p0: float, *, delta: float = MAIN_SPLIT_DELTA, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER
+    p0: float, *, delta: float, alpha: float, power: float
 ) -> BinomialPlan:
     """The smallest n at which the exact equal-tailed test of p0 at level alpha fails a split with share
     p0 + delta and one with share p0 - delta (each clipped to [0, 1]) with probability >= power each.
@@ -338,9 +327,9 @@ def _first_n(meets: Callable[[int], bool], guess: int) -> int:
 def plan_chi_square(
     weights: Mapping[str, float],
     *,
-    delta: float = MAIN_SPLIT_DELTA,
-    alpha: float = DEFAULT_ALPHA,
-    power: float = DEFAULT_POWER,
+    delta: float,
+    alpha: float,
+    power: float,
 ) -> ChiSquarePlan:
     """The smallest n at which the chi-square test at level alpha catches any version's share being off
     by delta with (noncentral chi-square) power >= power; see `ChiSquarePlan` for the shift planned for.
@@ -512,10 +501,10 @@ class SequentialPlan:
 def plan_sequential(
     p0: float,
     *,
-    delta: float = MAIN_SPLIT_DELTA,
-    alpha: float = DEFAULT_ALPHA,
-    power: float = DEFAULT_POWER,
-    looks: int = DEFAULT_LOOKS,
+    delta: float,
+    alpha: float,
+    power: float,
+    looks: int,
 ) -> SequentialPlan:
     """A group-sequential version of `plan_binomial` that can fail a broken split at its first look.
 
@@ -716,25 +705,65 @@ def block_bootstrap_quantile_diff(
     resamples of 60 pairs of 2000-sample blocks take well under a second. `seed` makes the result
     reproducible.
     """
+    levels = _levels(quantiles)
+    tail = _tail(confidence)
+    differences = _overhead_replicates(baseline_blocks, mesh_blocks, levels, resamples, np.random.default_rng(seed))
+    return _percentile_estimates(differences, levels, tail)
+
+
+def two_run_overhead_change(
+    before: tuple[Sequence[npt.ArrayLike], Sequence[npt.ArrayLike]],
+    after: tuple[Sequence[npt.ArrayLike], Sequence[npt.ArrayLike]],
+    quantiles: Sequence[float] = (0.5, 0.9, 0.99, 0.999),
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[float, Estimate]:
+    """How much the overhead changed from one run to another: overhead(after) - overhead(before) per quantile.
+
+    `before` and `after` are each (baseline blocks, mesh blocks) of one run, paired as in
+    block_bootstrap_quantile_diff. The two runs are independent, so each resample draws the pairs of each
+    run on its own (a two-sample paired block bootstrap) and takes the difference of the two resampled
+    overheads; the interval is the percentile interval of those differences. An interval excluding 0 is
+    a significant change at the confidence level *for the sampling noise within the runs*: it does not see
+    a machine that was busier during one run than the other, which shifts the overhead itself.
+    """
+    levels = _levels(quantiles)
+    tail = _tail(confidence)
+    rng = np.random.default_rng(seed)
+    later = _overhead_replicates(*after, levels, resamples, rng)
+    return _percentile_estimates(later - _overhead_replicates(*before, levels, resamples, rng), levels, tail)
+
+
+def _levels(quantiles: Sequence[float]) -> FloatArray:
+    levels = np.asarray(quantiles, dtype=np.float64)
+    if not ((levels > 0) & (levels < 1)).all():
+        raise ValueError(f"quantiles lie strictly between 0 and 1, got {list(quantiles)}")
+    return levels
+
+
+def _overhead_replicates(baseline_blocks: Sequence[npt.ArrayLike], mesh_blocks: Sequence[npt.ArrayLike],
+                         levels: FloatArray, resamples: int, rng: np.random.Generator) -> FloatArray:
+    """Row 0: mesh - baseline quantiles of the data; rows 1..resamples: of paired block resamples."""
     if len(baseline_blocks) != len(mesh_blocks):
         raise ValueError(f"blocks are paired: {len(baseline_blocks)} baseline vs {len(mesh_blocks)} mesh")
     if len(baseline_blocks) < 2:
         raise ValueError("a block bootstrap needs at least two pairs of blocks")
-    levels = np.asarray(quantiles, dtype=np.float64)
-    if not ((levels > 0) & (levels < 1)).all():
-        raise ValueError(f"quantiles lie strictly between 0 and 1, got {list(quantiles)}")
-    tail = _tail(confidence)
     if resamples < 1:
         raise ValueError(f"resamples must be positive, got {resamples}")
     count = len(baseline_blocks)
-    draws = np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count), size=resamples)
+    draws = rng.multinomial(count, np.full(count, 1 / count), size=resamples)
     weights = np.vstack([np.ones(count, dtype=np.int64), draws])  # row 0: the data themselves
-    differences = _pooled_quantiles(_sorted_blocks(mesh_blocks), weights, levels) - _pooled_quantiles(
+    differences: FloatArray = _pooled_quantiles(_sorted_blocks(mesh_blocks), weights, levels) - _pooled_quantiles(
         _sorted_blocks(baseline_blocks), weights, levels
     )
-    low, high = np.quantile(differences[1:], [tail, 1 - tail], axis=0)
+    return differences
+
+
+def _percentile_estimates(replicates: FloatArray, levels: FloatArray, tail: float) -> dict[float, Estimate]:
+    low, high = np.quantile(replicates[1:], [tail, 1 - tail], axis=0)
     return {
-        float(q): Estimate(value=float(differences[0, i]), lo=float(low[i]), hi=float(high[i]))
+        float(q): Estimate(value=float(replicates[0, i]), lo=float(low[i]), hi=float(high[i]))
         for i, q in enumerate(levels)
     }
 

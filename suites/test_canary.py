@@ -3,7 +3,7 @@ rollout advances, gates on v2's error rate, and rolls back.
 
 Reference: the seed's VirtualService (`x-user-type: premium` to v2, everyone else 90/10) and its
 CanaryRollout script (steps 10/25/50/75/100; v2's error rate < 1% from the mesh's telemetry to go on;
-rollback to 100/0). Each split is judged by meshproof.canary: a false-failure budget alpha per check
+rollback to 100/0). Each split is judged by meshproof.split_sampling: a false-failure budget alpha per check
 (default 1e-4) and a sample planned so that a shift of 2 points (5 per rollout step) is caught with
 probability 0.999. `apply()` returns only once the new weights are served, and one check proves the
 first requests after it already follow them.
@@ -13,11 +13,11 @@ import pytest
 
 from meshproof import features, scenario
 from meshproof.backend import Backend, FaultInjection, Request, Telemetry
-from meshproof.canary import SplitSample, exact_leak_n, sample_split
 from meshproof.checks import Check
 from meshproof.faults import AppError
 from meshproof.intent import Intent
 from meshproof.profile import Profile
+from meshproof.split_sampling import SplitSample, exact_leak_n, sample_split
 from meshproof.workloads.directives import Echo
 
 pytestmark = pytest.mark.capability("canary")

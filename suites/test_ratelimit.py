@@ -32,7 +32,7 @@ def _burst_size(mesh: Backend, settings: RateLimitProfile) -> int:
     """Enough requests to drain the bucket and `burst_extra` more, given how fast requests go one at a
     time here (measured before the limit exists, over the whole pilot, not its median):
     N = (max_tokens + extra) * R / (R - r)."""
-    pilot = mesh.call_batch(CALLER, Request(settings.target, "/"), count=100, concurrency=1)
+    pilot = mesh.call_batch(CALLER, Request(settings.target, "/"), count=settings.pilot_requests, concurrency=1)
     rate = pilot.sent / pilot.elapsed
     if rate < 2 * settings.refill_rate:
         pytest.fail(f"rate limit: requests go at {rate:.0f}/s here, too slow to outpace the refill "
@@ -48,8 +48,8 @@ def _passed(tally: Tally) -> list[TraceRow]:
     return [row for row in tally.trace if row.outcome == 200]
 
 
-def _window(tokens_at_start: float, refill: float) -> tuple[int, int]:
-    return math.floor(tokens_at_start + refill) - 1, math.ceil(tokens_at_start + refill) + 1
+def _window(tokens_at_start: float, refill: float, tolerance: int) -> tuple[int, int]:
+    return math.floor(tokens_at_start + refill) - tolerance, math.ceil(tokens_at_start + refill) + tolerance
 
 
 def _drain(mesh: Backend, check: Check, settings: RateLimitProfile) -> tuple[Tally, tuple[int, int]]:
@@ -57,7 +57,7 @@ def _drain(mesh: Backend, check: Check, settings: RateLimitProfile) -> tuple[Tal
     mesh.apply([*scenario.BASELINE, settings.limit()])
     tally = _send(mesh, settings, size)
     span = tally.trace[-1].sent_at - tally.trace[0].sent_at
-    window = _window(settings.max_tokens, settings.refill_rate * span)
+    window = _window(settings.max_tokens, settings.refill_rate * span, settings.token_tolerance)
     check.measure("burst", size, "requests", duration_s=round(span, 4))
     check.evidence({"burst": size, "duration_s": span, "statuses": dict(tally.statuses), "errors": dict(tally.errors)})
     return tally, window
@@ -128,7 +128,7 @@ def test_after_a_refill_interval_tokens_per_fill_requests_pass_again(
     second = _send(mesh, settings, settings.tokens_per_fill + settings.burst_extra)
     waited = (second.started_at + second.trace[0].sent_at) - (first.started_at + first.trace[-1].sent_at)
     span = second.trace[-1].sent_at - second.trace[0].sent_at
-    low, high = _window(0, settings.refill_rate * (waited + span))
+    low, high = _window(0, settings.refill_rate * (waited + span), settings.token_tolerance)
     passed = len(_passed(second))
     check.criterion(f"after draining, wait one fill interval ({settings.fill_interval:g}s, measured {waited:.3f}s) "
                     f"and send {second.sent} more: passes within [{low}, {high}] = refill x (wait + burst), +/- 1 "

@@ -114,12 +114,14 @@ def _crash_while_in_flight(mesh: Backend, faults: FaultInjection, check: Check, 
 
 
 @pytest.mark.requires(features.RETRIES_RETRY_ON_RESET, features.FAULT_PROXY_CRASH)
-def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, faults: FaultInjection, check: Check) -> None:
+def test_a_reset_is_retried_only_when_reset_is_listed(
+    mesh: Backend, faults: FaultInjection, check: Check, profile: Profile
+) -> None:
     """A connection reset by the upstream is retried when retryOn lists `reset`, and not otherwise."""
     check.criterion("a request is in flight at one v1 endpoint when that endpoint's proxy crashes (its connection "
                     "is reset); retryOn=connect-failure -> the caller sees the failure after 1 attempt; "
                     "retryOn=reset -> HTTP 200 after exactly 2 attempts (the retry lands on the other endpoint)")
-    echo_delay = 1.0
+    echo_delay = profile.retries.reset_hold
     for retry_on, retried in ((("connect-failure",), False), (("reset",), True)):
         mesh.reset()
         mesh.apply([*scenario.BASELINE, _route(Retry(3, retry_on=retry_on), version="v1")])
@@ -141,10 +143,10 @@ def test_a_reset_is_retried_only_when_reset_is_listed(mesh: Backend, faults: Fau
 
 @pytest.mark.requires(features.RETRIES_RETRY_ON_CONNECT_FAILURE, features.FAULT_PROXY_CRASH)
 def test_a_refused_connection_is_retried_when_connect_failure_is_listed(
-    mesh: Backend, faults: FaultInjection, check: Check
+    mesh: Backend, faults: FaultInjection, check: Check, profile: Profile
 ) -> None:
     """With one of two endpoints refusing connections, connect-failure retries hide it from the caller."""
-    requests = 20
+    requests = profile.retries.connect_failure_requests
     check.criterion(f"one v1 endpoint's proxy is down (connections refused); {requests} sequential requests: "
                     "retryOn=retriable-4xx -> some fail (proving the endpoint is picked), "
                     "retryOn=connect-failure -> none fail (exact)")

@@ -13,7 +13,7 @@ import pytest
 
 from meshproof import scenario
 from meshproof.backends import istio, linkerd
-from meshproof.backends.kube import gamma, schema
+from meshproof.backends.kube import conventions, gamma, schema
 from meshproof.backends.kube.schema import CrdCatalog, InvalidManifest
 from meshproof.durations import parse_duration
 from tests.test_render_istio import SEED_ROUTE, VARIANTS
@@ -53,7 +53,7 @@ POLICY_ROUTE: dict[str, Any] = {
              "rules": [{"matches": [{"method": "GET"}], "timeouts": {"request": "10s"}}]},
 }
 GAMMA_ROUTE = gamma.render(SEED_ROUTE, scenario.WORKLOADS, mesh="test")[-1]
-SERVICE = gamma.service("order-service", "default", 80, {"app": "order-service"})
+SERVICE = conventions.service("order-service", "default", 80, {"app": "order-service"})
 DELETE = object()
 
 

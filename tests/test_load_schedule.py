@@ -58,7 +58,7 @@ def _plan() -> Plan:
     return Plan(rate=100.0, arrival="constant", seed=0, blocks=layout(warmup=0.5, block_length=1.0, pairs=2),
                 targets={BASELINE: Target("http://127.0.0.1:1", "svc"), MESH: Target("http://127.0.0.1:2", "svc")},
                 paths=("/a", "/b"), method="GET", headers={"x-echo-body-size": "10"}, body_bytes=0, connections=4,
-                workers=0, request_timeout=5.0)
+                workers=0, request_timeout=5.0, workers_timeout=30.0, startup_timeout=60.0)
 
 
 def test_a_plan_survives_its_json_form() -> None:

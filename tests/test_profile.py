@@ -34,7 +34,7 @@ def test_values_override_defaults_and_durations_read_as_seconds(tmp_path: Path) 
     ("text", "expected"),
     [
         ("timeouts:\n  apply: [1\n", r"line \d+ column \d+: not valid YAML: expected .,. or .\]."),
-        ("timeouts:\n  aply: 1s\n", r"timeouts\.aply: unknown key; known keys here: apply, call"),
+        ("timeouts:\n  aply: 1s\n", r"timeouts\.aply: unknown key; known keys here: admin, apply, batch_floor_rate"),
         ("local:\n  sidecar_concurrency: two\n", r"local\.sidecar_concurrency: expected an integer, got 'two'"),
         ("local:\n  sidecar_concurrency: true\n", r"expected an integer, got True"),
         ("timeouts:\n  apply: soon\n", r"timeouts\.apply: expected a duration like '300ms' or '3s', got 'soon'"),

@@ -22,6 +22,7 @@ from meshproof.stats import (
     plan_binomial,
     plan_chi_square,
     plan_sequential,
+    two_run_overhead_change,
     wilson,
 )
 
@@ -35,6 +36,9 @@ NEWCOMBE_SCORE = {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 
 # Small designs whose every n can be checked by brute force: (p0, delta, alpha, power).
 SMALL_DESIGNS = [(0.5, 0.3, 0.05, 0.8), (0.9, 0.2, 0.05, 0.9), (0.03, 0.05, 0.01, 0.9),
                  (0.97, 0.05, 1e-3, 0.99)]  # fmt: skip
+
+#: the default profile's false-failure budget and power (CanaryProfile), written out
+BUDGET = {"alpha": 1e-4, "power": 0.999}
 
 
 # --- intervals and the exact test ----------------------------------------------------------------
@@ -193,7 +197,7 @@ def test_chi_square_plan_holds_its_false_failure_rate_and_power_by_simulation() 
 
 
 def test_judge_split_of_two_versions_is_the_exact_test_with_its_intervals() -> None:
-    plan = plan_binomial(0.1, delta=0.05)
+    plan = plan_binomial(0.1, delta=0.05, **BUDGET)
     good = judge_split({"v1": plan.n - 210, "v2": 210}, {"v1": 90, "v2": 10}, plan)
     assert good.passed and good.n == plan.n and good.shares["v2"] == pytest.approx(210 / plan.n)
     assert good.p_value == binomial_p_value(210, plan.n, 0.1)
@@ -208,7 +212,7 @@ def test_judge_split_of_two_versions_is_the_exact_test_with_its_intervals() -> N
 
 def test_judge_split_of_three_versions_is_the_chi_square_test() -> None:
     weights = {"v1": 50, "v2": 30, "v3": 20}
-    plan = plan_chi_square(weights)
+    plan = plan_chi_square(weights, delta=0.02, **BUDGET)
     counts = {"v1": plan.n // 2 + 400, "v2": plan.n * 3 // 10 - 400, "v3": plan.n // 5}
     verdict = judge_split(counts, weights, plan)
     assert verdict.p_value == chi_square_gof(counts, weights).p_value
@@ -216,7 +220,7 @@ def test_judge_split_of_three_versions_is_the_chi_square_test() -> None:
 
 
 def test_judge_split_fails_responses_from_a_version_outside_the_split() -> None:
-    plan = plan_binomial(0.5, delta=0.05)
+    plan = plan_binomial(0.5, delta=0.05, **BUDGET)
     verdict = judge_split({"v1": 2400, "v2": 2460, "v3": 9}, {"v1": 1, "v2": 1}, plan)
     assert not verdict.passed and verdict.p_value == 0.0 and verdict.expected["v3"] == 0.0
     assert "{'v3': 9}" in verdict.criterion
@@ -224,9 +228,9 @@ def test_judge_split_fails_responses_from_a_version_outside_the_split() -> None:
 
 def test_judge_split_refuses_a_plan_made_for_another_split() -> None:
     with pytest.raises(ValueError, match=r"plan is for a share of 0\.1,"):
-        judge_split({"v1": 50, "v2": 50}, {"v1": 1, "v2": 1}, plan_binomial(0.1, delta=0.05))
+        judge_split({"v1": 50, "v2": 50}, {"v1": 1, "v2": 1}, plan_binomial(0.1, delta=0.05, **BUDGET))
     with pytest.raises(ValueError, match="the plan is for"):
-        plan = plan_chi_square({"a": 2, "b": 1, "c": 1})
+        plan = plan_chi_square({"a": 2, "b": 1, "c": 1}, delta=0.02, **BUDGET)
         judge_split({"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 1, "c": 1}, plan)
 
 
@@ -249,7 +253,7 @@ def _failure_probability_by_enumeration(plan: SequentialPlan, p: float) -> float
 
 
 def test_sequential_false_failure_rate_and_power_are_exact_by_enumeration() -> None:
-    plan = plan_sequential(0.5, delta=0.3, alpha=0.05, power=0.8)
+    plan = plan_sequential(0.5, delta=0.3, alpha=0.05, power=0.8, looks=4)
     assert plan.looks == (5, 10, 15, 20)
     size = _failure_probability_by_enumeration(plan, 0.5)
     assert size == pytest.approx(plan.spent[-1], abs=1e-12) and size <= 0.05
@@ -258,7 +262,7 @@ def test_sequential_false_failure_rate_and_power_are_exact_by_enumeration() -> N
 
 
 def test_sequential_false_failure_rate_by_seeded_simulation() -> None:
-    plan = plan_sequential(0.2, delta=0.05, alpha=0.05, power=0.9)
+    plan = plan_sequential(0.2, delta=0.05, alpha=0.05, power=0.9, looks=4)
     rng = np.random.default_rng(11)
     runs = 40_000
 
@@ -274,7 +278,7 @@ def test_sequential_false_failure_rate_by_seeded_simulation() -> None:
 
 
 def test_sequential_boundaries_spend_alpha_like_obrien_fleming() -> None:
-    plan = plan_sequential(0.5, delta=0.02)
+    plan = plan_sequential(0.5, delta=0.02, **BUDGET, looks=4)
     z = scipy_stats.norm.isf(1e-4 / 2)
     budget = [2 * scipy_stats.norm.sf(z / math.sqrt(n / plan.n)) for n in plan.looks]
     assert all(spent <= allowed for spent, allowed in zip(plan.spent, budget, strict=True))
@@ -285,7 +289,7 @@ def test_sequential_boundaries_spend_alpha_like_obrien_fleming() -> None:
 
 
 def test_sequential_plan_has_the_power_at_n_and_not_at_n_minus_one() -> None:
-    plan = plan_sequential(0.1, delta=0.05)
+    plan = plan_sequential(0.1, delta=0.05, **BUDGET, looks=4)
     assert plan.achieved_power >= 0.999
     shorter = tuple(i * (plan.n - 1) // 4 for i in range(1, 5))
     low, high, _ = stats._spending_boundaries(0.1, 1e-4, shorter)
@@ -293,7 +297,7 @@ def test_sequential_plan_has_the_power_at_n_and_not_at_n_minus_one() -> None:
 
 
 def test_sequential_test_fails_a_broken_split_at_the_first_look() -> None:
-    plan = plan_sequential(0.5, delta=0.02)
+    plan = plan_sequential(0.5, delta=0.02, **BUDGET, looks=4)
     test = SequentialBinomialTest(plan)
     verdict = test.update(round(0.45 * plan.looks[0]), plan.looks[0])
     assert verdict is not None and not verdict.passed and verdict.look == 1
@@ -303,7 +307,7 @@ def test_sequential_test_fails_a_broken_split_at_the_first_look() -> None:
 
 
 def test_sequential_test_passes_a_correct_split_only_at_the_last_look() -> None:
-    plan = plan_sequential(0.1, delta=0.05)
+    plan = plan_sequential(0.1, delta=0.05, **BUDGET, looks=4)
     test = SequentialBinomialTest(plan)
     verdicts = [test.update(round(0.1 * n), n) for n in plan.looks]
     assert verdicts[:-1] == [None] * 3
@@ -312,7 +316,7 @@ def test_sequential_test_passes_a_correct_split_only_at_the_last_look() -> None:
 
 
 def test_sequential_test_insists_on_planned_looks_and_cumulative_counts() -> None:
-    plan = plan_sequential(0.1, delta=0.05)
+    plan = plan_sequential(0.1, delta=0.05, **BUDGET, looks=4)
     test = SequentialBinomialTest(plan)
     with pytest.raises(ValueError, match="planned after"):
         test.update(50, plan.looks[0] + 1)
@@ -394,8 +398,33 @@ def test_bootstrap_refuses_unpaired_or_empty_blocks() -> None:
         block_bootstrap_quantile_diff(baseline, mesh, quantiles=(1.0,))
 
 
+def test_a_change_of_overhead_between_two_runs_is_found_and_no_change_is_not() -> None:
+    before = _latency_blocks(20, 1000, shift=300.0, seed=11)
+    same = _latency_blocks(20, 1000, shift=300.0, seed=12)  # another run of the same mesh
+    slower = _latency_blocks(20, 1000, shift=900.0, seed=13)  # the overhead grew by 600 us at every quantile
+    unchanged = two_run_overhead_change(before, same, quantiles=(0.5, 0.9), resamples=1000)
+    grown = two_run_overhead_change(before, slower, quantiles=(0.5, 0.9), resamples=1000)
+    for q in (0.5, 0.9):
+        assert unchanged[q].lo <= 0.0 <= unchanged[q].hi
+        assert grown[q].lo > 0 and grown[q].lo <= 600.0 <= grown[q].hi
+        one = block_bootstrap_quantile_diff(*before, quantiles=(q,), resamples=10)[q].value
+        other = block_bootstrap_quantile_diff(*slower, quantiles=(q,), resamples=10)[q].value
+        assert grown[q].value == pytest.approx(other - one)  # the point estimate is the plain difference
+
+
+def test_a_two_run_change_is_called_significant_about_as_rarely_as_stated_when_nothing_changed() -> None:
+    significant = 0
+    repeats = 60
+    for seed in range(repeats):
+        first = _latency_blocks(10, 300, shift=200.0, seed=1000 + seed)
+        second = _latency_blocks(10, 300, shift=200.0, seed=2000 + seed)
+        change = two_run_overhead_change(first, second, quantiles=(0.5,), resamples=300, seed=seed)[0.5]
+        significant += change.lo > 0 or change.hi < 0
+    assert significant <= 0.2 * repeats  # nominal 5%: 3 of 60 expected; 12 or more would mean a broken test
+
+
 def test_plans_are_frozen_records() -> None:
-    plan = plan_binomial(0.1, delta=0.05)
+    plan = plan_binomial(0.1, delta=0.05, **BUDGET)
     assert isinstance(plan, BinomialPlan)
     with pytest.raises(AttributeError):
         plan.n = 1  # type: ignore[misc]
@@ -403,13 +432,13 @@ def test_plans_are_frozen_records() -> None:
 
 def test_a_batch_for_a_random_balancer_gives_the_endpoint_enough_requests_with_the_stated_risk() -> None:
     for needed, share in ((5, 0.25), (16, 0.25), (1, 1 / 3), (9, 0.5)):
-        n = stats.trials_for_hits(needed, share)
-        assert scipy_stats.binom.cdf(needed - 1, n, share) <= stats.DEFAULT_ALPHA  # enough
-        assert scipy_stats.binom.cdf(needed - 1, n - 1, share) > stats.DEFAULT_ALPHA  # and no more than needed
-    assert stats.trials_for_hits(0, 0.25) == 0
+        n = stats.trials_for_hits(needed, share, 1e-4)
+        assert scipy_stats.binom.cdf(needed - 1, n, share) <= 1e-4  # enough
+        assert scipy_stats.binom.cdf(needed - 1, n - 1, share) > 1e-4  # and no more than needed
+    assert stats.trials_for_hits(0, 0.25, 1e-4) == 0
 
 
 def test_the_wait_for_a_random_pick_is_the_geometric_quantile() -> None:
-    k = stats.draws_until_hit(0.25)
+    k = stats.draws_until_hit(0.25, 1e-4)
     assert k == 33  # (3/4)^33 = 7.5e-5 <= 1e-4 < (3/4)^32
-    assert 0.75**k <= stats.DEFAULT_ALPHA < 0.75 ** (k - 1)
+    assert 0.75**k <= 1e-4 < 0.75 ** (k - 1)

@@ -31,7 +31,6 @@ from meshproof.workloads.directives import Echo
 
 Progress = Callable[[str], None]
 SAMPLE_INTERVAL = 0.05  # s between CPU/RSS samples: well inside a block, and ~0.1 ms of CPU each
-STARTUP_TIMEOUT = 60.0  # s for the generator to import Locust, connect its workers and spawn its users
 
 
 class LoadGeneratorError(RuntimeError):
@@ -47,7 +46,8 @@ def build_plan(profile: LoadProfile, rate: float, setup: LoadSetup, headers: Map
                  MESH: Target(setup.mesh.url, setup.mesh.host)},
         paths=tuple(profile.paths), method="POST" if profile.payload_bytes else "GET", headers=dict(headers),
         body_bytes=profile.payload_bytes, connections=profile.connections, workers=profile.workers,
-        request_timeout=profile.request_timeout,
+        request_timeout=profile.request_timeout, workers_timeout=profile.workers_timeout,
+        startup_timeout=profile.startup_timeout,
     )  # fmt: skip
 
 
@@ -159,7 +159,7 @@ def run_plan(plan: Plan, proxies: Mapping[str, int], *, progress: Progress | Non
         generator = _Generator(plan, run_dir, supervisor)
         sampler = _Sampler(dict(proxies))
         started = time.monotonic()
-        deadline = started + STARTUP_TIMEOUT + plan.length + plan.request_timeout
+        deadline = started + plan.startup_timeout + plan.length + plan.request_timeout
         shown = ""
         while True:
             ended = generator.children[0].exited() is not None  # checked before reading: its last events count

@@ -49,7 +49,6 @@ from meshproof.workloads.timerfd import TimerFd
 START_MESSAGE = "meshproof_start"  # master -> workers: {"t0": seconds on CLOCK_MONOTONIC}
 BLOCK_MESSAGE = "meshproof_block"  # workers -> master: one BlockRecord part
 START_LEAD = 0.5  # s from the start message to t0: time for it to reach every worker and for users to wait
-WORKERS_TIMEOUT = 30.0  # s a master waits for its workers to connect
 SLOT = "meshproof_slot"  # the request context key carrying (request number in this process, ready)
 
 
@@ -217,12 +216,12 @@ def _drive(runner: Runner, environment: Environment, plan: Plan, merger: _Merger
     hooks: Any = environment.events
     hooks.spawning_complete.add_listener(lambda user_count, **_: spawned.set())
     runner.start(plan.connections, spawn_rate=plan.connections * 100)
-    if not spawned.wait(timeout=WORKERS_TIMEOUT):
-        raise RuntimeError(f"Locust did not spawn {plan.connections} users within {WORKERS_TIMEOUT:g}s")
+    if not spawned.wait(timeout=plan.workers_timeout):
+        raise RuntimeError(f"Locust did not spawn {plan.connections} users within {plan.workers_timeout:g}s")
     t0 = time.monotonic() + START_LEAD
     _write(out, {"event": "started", "t0": t0})
     runner.send_message(START_MESSAGE, {"t0": t0})
-    deadline = START_LEAD + plan.length + plan.request_timeout + WORKERS_TIMEOUT
+    deadline = START_LEAD + plan.length + plan.request_timeout + plan.workers_timeout
     if not merger.complete.wait(timeout=deadline):
         raise RuntimeError(f"blocks still unfinished {deadline:g}s after the start: {sorted(merger.parts)}")
     _write(out, {"event": "done", "locust_stats": _locust_stats(environment)})  # before the workers exit
@@ -240,12 +239,12 @@ def _listen_for_start(runner: Any, mine: _Share, workers: int) -> None:
     runner.register_message(START_MESSAGE, start)
 
 
-def _wait_for_workers(runner: Any, workers: int) -> None:
-    deadline = time.monotonic() + WORKERS_TIMEOUT
+def _wait_for_workers(runner: Any, workers: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while runner.worker_count < workers:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{runner.worker_count} of {workers} Locust workers connected within "
-                               f"{WORKERS_TIMEOUT:g}s")
+                               f"{timeout:g}s")
         gevent.sleep(0.05)
 
 
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                 runner = environment.create_master_runner("127.0.0.1", 0)
                 _write(out, {"event": "listening", "port": runner.server.port})
                 merger = _Merger(plan, plan.workers, out)
-                _wait_for_workers(runner, plan.workers)
+                _wait_for_workers(runner, plan.workers, plan.workers_timeout)
             runner.register_message(BLOCK_MESSAGE, merger.receive)
             _drive(runner, environment, plan, merger, out)
         except Exception as exc:

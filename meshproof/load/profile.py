@@ -47,6 +47,8 @@ class LoadProfile:
     paths: list[str] = field(default_factory=lambda: ["/api/v1/orders/1"])
     workers: int = 0  # 0: Locust's local runner in one process; N >= 1: a Locust master and N worker processes
     request_timeout: Duration = 10.0
+    startup_timeout: Duration = 60.0  # for the generator to import Locust, connect its workers and spawn its users
+    workers_timeout: Duration = 30.0  # a Locust master waits this long for its workers to connect
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0

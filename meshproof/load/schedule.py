@@ -59,6 +59,8 @@ class Plan:
     connections: int
     workers: int
     request_timeout: float
+    workers_timeout: float  # a master waits this long for its workers to connect
+    startup_timeout: float  # the generator imports Locust, connects its workers and spawns its users within this
 
     @property
     def length(self) -> float:

@@ -3,7 +3,8 @@ from a workload (through the app's `/forward`, so through its proxy's outbound s
 the mesh, the caller identity the serving app was handed (Istio's XFCC header), attempts counted per
 key, and the app-error fault. Both the local mesh and the local Istio mesh are made of these apps.
 
-`EchoCalls` is a mixin: a backend supplies `apps`, `topology`, `foreign_client` and `inbound_address`.
+`EchoCalls` is a mixin: a backend supplies `profile`, `apps`, `topology`, `foreign_client` and
+`inbound_address`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from meshproof.backends.host.topology import Instance, Topology
 from meshproof.errors import UserError
 from meshproof.faults import AppError
 from meshproof.intent import Identity
+from meshproof.profile import Profile
 from meshproof.xfcc import peer_uri
 
 XFCC = "x-forwarded-client-cert"
 
 
-def forward_payload(request: Request) -> dict[str, Any]:
-    """The echo app's `/forward` body for one request."""
+def forward_payload(request: Request, timeout: float) -> dict[str, Any]:
+    """The echo app's `/forward` body for one request, bounded by `timeout` s at the app."""
     return {
         "service": request.host(),
         "port": request.port,
@@ -33,12 +35,13 @@ def forward_payload(request: Request) -> dict[str, Any]:
         "path": request.path,
         "headers": dict(request.headers),
         "body_b64": base64.b64encode(request.body).decode(),
-        "timeout": request.timeout,
+        "timeout": timeout,
     }
 
 
 class EchoCalls:
     name: str
+    profile: Profile
     apps: dict[str, EchoApp]
     topology: Topology
     foreign_client: Svid | None
@@ -63,9 +66,14 @@ class EchoCalls:
                 return instance
         raise UserError(f"no instance, workload or service {target!r} in the {self.name} mesh")
 
+    def _timeout(self, request: Request) -> float:
+        return self.profile.timeouts.call if request.timeout is None else request.timeout
+
     def call(self, source: str, request: Request) -> Response:
         app = self._caller(source)
-        reply = app.control.post("/forward", json=forward_payload(request), timeout=request.timeout + 10)
+        timeout = self._timeout(request)
+        reply = app.control.post("/forward", json=forward_payload(request, timeout),
+                                 timeout=timeout + self.profile.timeouts.forward_margin)
         reply.raise_for_status()
         data = reply.json()
         return Response(status=data["status"], headers=data["headers"], body=data["body"],
@@ -74,10 +82,12 @@ class EchoCalls:
     def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
                    concurrency: int = 8, capture: tuple[str, ...] | None = None) -> Tally:
         app = self._caller(source)
-        payload = {**forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency,
-                   "capture": None if capture is None else list(capture)}
-        expected = count / rate if rate else count / 200
-        reply = app.control.post("/forward", json=payload, timeout=expected * 3 + request.timeout + 30)
+        payload = {**forward_payload(request, self._timeout(request)), "count": count, "rate": rate,
+                   "concurrency": concurrency, "capture": None if capture is None else list(capture)}
+        timeouts = self.profile.timeouts
+        expected = count / (rate or timeouts.batch_floor_rate)
+        deadline = expected * timeouts.batch_slowdown + self._timeout(request) + timeouts.batch_margin
+        reply = app.control.post("/forward", json=payload, timeout=deadline)
         reply.raise_for_status()
         return Tally.from_json(reply.json())
 
@@ -87,7 +97,8 @@ class EchoCalls:
         if transport is Transport.TLS_FOREIGN_CA:
             assert self.foreign_client is not None
             client_cert = (self.foreign_client.cert, self.foreign_client.key)
-        return probe(host, port, request, transport, client_cert=client_cert, timeout=min(request.timeout, 10.0))
+        return probe(host, port, request, transport, client_cert=client_cert,
+                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client))
 
     def observed_identity(self, response: Response) -> ObservedIdentity:
         echo = response.echo

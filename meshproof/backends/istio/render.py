@@ -37,16 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from meshproof.backends.kube.gamma import (
-    APP_LABEL,
-    VERSION_LABEL,
-    check_targets,
-    check_versions,
-    finish,
-    manifest,
-    one_per_service,
-    versions_of,
-)
+from meshproof.backends.kube.conventions import APP_LABEL, VERSION_LABEL, finish, manifest
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (
@@ -63,6 +54,7 @@ from meshproof.intent import (
     Rule,
     Workload,
 )
+from meshproof.selection import check_targets, check_versions, one_per_service, versions_of
 
 Json = dict[str, Any]
 

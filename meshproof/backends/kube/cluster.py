@@ -23,7 +23,7 @@ import yaml
 
 from meshproof.backends.kube import objects
 from meshproof.backends.kube.api import ApiError, Json, KubeApi, describe
-from meshproof.backends.kube.gamma import MANAGED_BY
+from meshproof.backends.kube.conventions import MANAGED_BY
 from meshproof.errors import UserError
 from meshproof.runs import RunDir
 

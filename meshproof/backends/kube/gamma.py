@@ -13,146 +13,38 @@ take the *first* rule that matches, Gateway API the most *specific* one (more he
 tie goes to the first rule of one HTTPRoute, but between HTTPRoutes to the oldest). When the two could
 pick different rules for some request, rendering raises UnsupportedFeature("canary.match_order").
 
-Also here, because both renderers (and the deploy layer) must agree on them: the pod labels (`app`,
-`version`), the name of the app's container port (`http`), Service manifests, the metadata every
-rendered object carries, UnsupportedFeature, the intent lookups both renderers make (one intent per
-service, no intent about a service nobody runs) and the final dedupe-and-sort. It renders no
-Deployment or Namespace (the deploy layer does) and does no I/O.
+The Kubernetes conventions both mesh renderers share are in conventions.py, which intents apply where in
+meshproof.selection. No I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
 
+from meshproof.backends.kube.conventions import (
+    APP_LABEL,
+    VERSION_LABEL,
+    Json,
+    manifest,
+    service,
+    service_port,
+    version_service_name,
+)
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature
 from meshproof.intent import (
-    AuthzPolicy,
-    ConnectionPool,
     HeaderMatch,
-    Intent,
-    MtlsPolicy,
-    OutlierPolicy,
-    RateLimit,
     Route,
     RouteRule,
     Workload,
 )
+from meshproof.selection import check_versions, services_of, versions_of
 
-Json = dict[str, Any]
-
-APP_LABEL = "app"
-VERSION_LABEL = "version"
-#: The name of the app's container port on every pod, which Services and Linkerd Servers refer to.
-APP_PORT_NAME = "http"
-#: Every rendered object carries this label, so a backend can find (and prune) what meshproof applied.
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshproof"}
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 MATCH_ORDER_REASON = (
     "Gateway API sends a request to the most specific matching rule (more header matches win; a tie "
     "between HTTPRoutes goes to the oldest), Istio and the intent to the first one"
 )
-
-
-def manifest(api_version: str, kind: str, name: str, namespace: str, spec: Json | None = None, *,
-             annotations: Mapping[str, str] | None = None) -> Json:
-    """A namespaced object with meshproof's metadata."""
-    metadata: Json = {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    result: Json = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if spec is not None:
-        result["spec"] = spec
-    return result
-
-
-def service(name: str, namespace: str, port: int, selector: Mapping[str, str], *,
-            annotations: Mapping[str, str] | None = None) -> Json:
-    """A ClusterIP Service forwarding `port` to the pods' `http` container port."""
-    ports = [{"name": APP_PORT_NAME, "port": port, "targetPort": APP_PORT_NAME}]
-    spec = {"selector": dict(selector), "ports": ports}
-    return manifest("v1", "Service", name, namespace, spec, annotations=annotations)
-
-
-def services_of(workloads: Iterable[Workload]) -> list[tuple[str, str]]:
-    """Every (namespace, service) the workloads make up, sorted."""
-    return sorted({(w.namespace, w.service) for w in workloads})
-
-
-def service_port(workloads: Iterable[Workload], service_name: str, namespace: str) -> int:
-    """The port the Service of `service_name` listens on; its workloads must agree on it."""
-    ports = {w.port for w in workloads if w.service == service_name and w.namespace == namespace}
-    if len(ports) != 1:
-        problem = "no workload" if not ports else f"workloads disagree on the port ({sorted(ports)})"
-        raise ValueError(f"service {service_name}.{namespace}: {problem}")
-    return ports.pop()
-
-
-def versions_of(workloads: Iterable[Workload], service_name: str, namespace: str) -> list[str]:
-    return sorted({w.version for w in workloads if w.service == service_name and w.namespace == namespace})
-
-
-def version_service_name(service_name: str, version: str) -> str:
-    return f"{service_name}-{version}"
-
-
-def check_versions(route: Route, versions: Sequence[str]) -> None:
-    """ValueError when `route` splits to a version none of `versions` (those the workloads run) is."""
-    for version in sorted(route.versions()):
-        if version not in versions:
-            raise ValueError(f"route for {route.service}: no workload of version {version!r} "
-                             f"(have {list(versions)})")
-
-
-def target_of(intent: Intent) -> tuple[str, str] | None:
-    """The (namespace, service) an intent is about; None for a mesh- or namespace-wide MtlsPolicy."""
-    if isinstance(intent, MtlsPolicy):
-        if intent.namespace is None or intent.service is None:
-            return None
-        return (intent.namespace, intent.service)
-    if isinstance(intent, AuthzPolicy | RateLimit):
-        return (intent.namespace, intent.target)
-    return (intent.namespace, intent.service)
-
-
-def check_targets(intents: Iterable[Intent], workloads: Iterable[Workload]) -> None:
-    """ValueError for an intent about a service no workload provides: a typo would select nothing."""
-    known = set(services_of(workloads))
-    for intent in intents:
-        key = target_of(intent)
-        if key is not None and key not in known:
-            raise ValueError(f"{type(intent).__name__} for {key[1]}.{key[0]}, which no workload provides")
-
-
-PerService = TypeVar("PerService", Route, OutlierPolicy, ConnectionPool, RateLimit)
-
-
-def one_per_service(intents: Iterable[Intent], kind: type[PerService]) -> dict[tuple[str, str], PerService]:
-    """The intent of `kind` for each (namespace, service); two for one service is an error, as in the local
-    mesh: which one should win is not for a renderer to guess."""
-    found: dict[tuple[str, str], PerService] = {}
-    for intent in intents:
-        if isinstance(intent, kind):
-            key = target_of(intent)
-            assert key is not None  # these kinds always name a service
-            if key in found:
-                raise ValueError(f"more than one {kind.__name__} for {key[1]}.{key[0]}; merge them into one")
-            found[key] = intent
-    return found
-
-
-def finish(manifests: Iterable[Json], kind_order: Sequence[str]) -> list[Json]:
-    """`manifests` without repeats, sorted by kind (in `kind_order`, the order to apply them in), namespace
-    and name. Two different objects with one identity are an error, not a silent overwrite."""
-    unique: dict[tuple[str, str, str, str], Json] = {}
-    for item in manifests:
-        key = (item["apiVersion"], item["kind"], item["metadata"]["namespace"], item["metadata"]["name"])
-        if key in unique and unique[key] != item:
-            raise ValueError(f"two different {key[1]} objects named {key[2]}/{key[3]} (conflicting intents)")
-        unique[key] = item
-    return sorted(unique.values(), key=lambda m: (kind_order.index(m["kind"]), m["apiVersion"],
-                                                  m["metadata"]["namespace"], m["metadata"]["name"]))
 
 
 def render(route: Route, workloads: Sequence[Workload], *, mesh: str,

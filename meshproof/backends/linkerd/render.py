@@ -35,7 +35,7 @@ Choices, and why:
   longer authorizes kubelet probes by itself: `probe_paths` adds a GET route for them open to every
   network (so those paths are open to any caller, unlike Istio, which rewrites probes past the proxy).
 - Linkerd reads failure accrual from annotations on the Service callers address, so this renderer
-  renders every service's Service (the spec `kube.gamma.service` gives, the same the deploy layer
+  renders every service's Service (the spec `kube.conventions.service` gives, the same the deploy layer
   uses): removing an OutlierPolicy then removes the annotations with the next apply.
 
 Semantics that differ from Istio and the local mesh even where rendering succeeds (checks must allow):
@@ -63,18 +63,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.backends.kube import gamma
-from meshproof.backends.kube.gamma import (
-    APP_LABEL,
-    APP_PORT_NAME,
-    MATCH_ORDER_REASON,
-    check_targets,
-    finish,
-    manifest,
-    one_per_service,
-    service,
-    service_port,
-    services_of,
-)
+from meshproof.backends.kube.conventions import APP_LABEL, APP_PORT_NAME, finish, manifest, service, service_port
+from meshproof.backends.kube.gamma import MATCH_ORDER_REASON
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature, check_table
 from meshproof.intent import (
@@ -85,13 +75,13 @@ from meshproof.intent import (
     Identity,
     Intent,
     MtlsMode,
-    MtlsPolicy,
     OutlierPolicy,
     RateLimit,
     Route,
     RouteRule,
     Workload,
 )
+from meshproof.selection import check_targets, effective_mtls, one_per_service, services_of
 
 Json = dict[str, Any]
 
@@ -186,19 +176,6 @@ def _has_limit(pool: ConnectionPool) -> bool:
 # --- inbound: Server, authorization, rate limit ---------------------------------------------------------
 
 
-def mtls_mode(intents: Iterable[Intent], workload: Workload) -> MtlsMode | None:
-    """The mode of the most specific MtlsPolicy selecting `workload`; None when none does."""
-    best: tuple[int, MtlsMode | None] = (0, None)
-    for intent in intents:
-        if isinstance(intent, MtlsPolicy):
-            rank = intent.applies_to(workload)
-            if rank > best[0]:
-                best = (rank, intent.mode)
-            elif rank and rank == best[0] and intent.mode != best[1]:
-                raise ValueError(f"two mTLS policies of the same scope disagree for {workload.service}")
-    return best[1]
-
-
 #: The Server accessPolicy that lets in what each mTLS mode lets in, when no authorization narrows it.
 _ACCESS = {MtlsMode.STRICT: "all-authenticated", MtlsMode.PERMISSIVE: "all-unauthenticated"}
 
@@ -208,7 +185,7 @@ def inbound_policy(key: tuple[str, str], intents: Sequence[Intent], workloads: S
     """The Server of one service and what hangs off it; nothing when no intent concerns its inbound side."""
     namespace, name = key
     workload = next(w for w in workloads if (w.namespace, w.service) == key)
-    mode = mtls_mode(intents, workload)
+    mode = effective_mtls(intents, workload)
     policies = [i for i in intents if isinstance(i, AuthzPolicy) and (i.namespace, i.target) == key]
     if mode is None and not policies and limit is None:
         return []

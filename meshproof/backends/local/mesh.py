@@ -285,6 +285,18 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
         return {name.removeprefix(prefix): int(value) for name, value in sidecar.stats(prefix).items()}
 
+    def addresses(self) -> dict[str, dict[str, str]]:
+        return {
+            i.name: {
+                "calls as this workload": f"http://127.0.0.1:{i.outbound_port} (Host: <service>.<namespace>)",
+                "app": f"http://127.0.0.1:{i.app_port}",
+                "inbound (mTLS)": f"127.0.0.1:{i.inbound_port}",
+                "proxy admin": f"http://127.0.0.1:{i.admin_port}",
+                "app control": f"http://127.0.0.1:{i.control_port}",
+            }
+            for i in self.topology.instances
+        }
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "local",

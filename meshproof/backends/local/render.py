@@ -15,7 +15,7 @@ timeouts and weights live on the outbound route. Only the mTLS mode changes the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from meshproof.intent import (
     ConnectionPool,
     Intent,
     MtlsMode,
-    MtlsPolicy,
     OutlierPolicy,
     RateLimit,
     Retry,
@@ -38,6 +37,7 @@ from meshproof.intent import (
     Rule,
     Workload,
 )
+from meshproof.selection import effective_mtls, for_service, one_per_service
 
 Json = dict[str, Any]
 
@@ -135,37 +135,6 @@ def bootstrap(instance: Instance, files: SidecarFiles) -> Json:
 
 
 # --- which intents apply where --------------------------------------------------------------------------
-
-
-def effective_mtls(instance: Instance, intents: Iterable[Intent]) -> MtlsMode:
-    """The most specific MtlsPolicy selecting this workload; STRICT when none does (the mesh default
-    of the reference scenario is set explicitly by its baseline, this is only the fallback)."""
-    best: tuple[int, MtlsMode] = (0, MtlsMode.STRICT)
-    for intent in intents:
-        if isinstance(intent, MtlsPolicy):
-            rank = intent.applies_to(instance.workload)
-            if rank > best[0]:
-                best = (rank, intent.mode)
-            elif rank and rank == best[0] and intent.mode != best[1]:
-                raise ValueError(f"two mTLS policies of the same scope disagree for {instance.workload.name}")
-    return best[1]
-
-
-def _for_service(intents: Iterable[Intent], kind: type, service: str, namespace: str) -> list[Any]:
-    selected = []
-    for intent in intents:
-        if isinstance(intent, kind) and intent.namespace == namespace:
-            target = intent.target if isinstance(intent, AuthzPolicy | RateLimit) else intent.service
-            if target == service:
-                selected.append(intent)
-    return selected
-
-
-def _single(intents: Iterable[Intent], kind: type, service: str, namespace: str) -> Any:
-    selected = _for_service(intents, kind, service, namespace)
-    if len(selected) > 1:
-        raise ValueError(f"more than one {kind.__name__} for {service}.{namespace}; merge them into one")
-    return selected[0] if selected else None
 
 
 # --- listeners --------------------------------------------------------------------------------------------
@@ -374,8 +343,8 @@ def clusters(instance: Instance, topology: Topology, intents: Sequence[Intent], 
     }
     result = [local_app]
     for namespace, service, port in topology.services():
-        outlier = _single(intents, OutlierPolicy, service, namespace)
-        pool = _single(intents, ConnectionPool, service, namespace)
+        outlier = one_per_service(intents, OutlierPolicy).get((namespace, service))
+        pool = one_per_service(intents, ConnectionPool).get((namespace, service))
         for subset in ["", *topology.versions(service, namespace)]:
             name = cluster_name(service, namespace, port, subset)
             sni = f"outbound_.{port}_.{subset}_.{fqdn(service, namespace)}"
@@ -466,12 +435,12 @@ def _local_ratelimit(limit: RateLimit) -> Json:
 
 def inbound_routes(instance: Instance, intents: Sequence[Intent]) -> Json:
     per_filter: Json = {}
-    policies = _for_service(intents, AuthzPolicy, instance.service, instance.namespace)
+    policies = for_service(intents, AuthzPolicy, instance.service, instance.namespace)
     for action, name in ((AuthzAction.DENY, AUTHZ_DENY_FILTER), (AuthzAction.ALLOW, AUTHZ_ALLOW_FILTER)):
         selected = [policy for policy in policies if policy.action is action]
         if selected:
             per_filter[name] = _rbac_per_route(action, selected)
-    limit = _single(intents, RateLimit, instance.service, instance.namespace)
+    limit = one_per_service(intents, RateLimit).get((instance.namespace, instance.service))
     if limit is not None:
         per_filter[RATELIMIT_FILTER] = _local_ratelimit(limit)
     virtual_host: Json = {
@@ -542,7 +511,7 @@ def _domains(service: str, namespace: str, port: int, caller_namespace: str) -> 
 def outbound_routes(instance: Instance, topology: Topology, intents: Sequence[Intent]) -> Json:
     virtual_hosts = []
     for namespace, service, port in topology.services():
-        route: Route | None = _single(intents, Route, service, namespace)
+        route: Route | None = one_per_service(intents, Route).get((namespace, service))
         rules = route.rules if route else (RouteRule(),)
         versions = topology.versions(service, namespace)
         routes = []
@@ -592,7 +561,7 @@ def static_bootstrap(instance: Instance, files: SidecarFiles, config: SidecarCon
 
 
 def render(instance: Instance, topology: Topology, intents: Sequence[Intent], files: SidecarFiles) -> SidecarConfig:
-    mode = effective_mtls(instance, intents)
+    mode = effective_mtls(intents, instance.workload) or MtlsMode.STRICT  # the fallback; baselines set it
     return SidecarConfig(
         resources={
             "cds": {"resources": clusters(instance, topology, intents, files)},

@@ -55,7 +55,7 @@ from meshproof.backends.istio.render import KIND_ORDER, UNSUPPORTED, render
 from meshproof.backends.kube import objects
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.controlplane import LocalControlPlane
-from meshproof.backends.kube.gamma import Json
+from meshproof.backends.kube.conventions import Json
 from meshproof.backends.kube.manifest_hook import ManifestHook, run_manifest_hook
 from meshproof.errors import PrerequisiteError, UserError
 from meshproof.faults import AppError, Fault, ProxyCrash
@@ -399,6 +399,22 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return LoadSetup(baseline=LoadTarget(f"http://127.0.0.1:{server.app_port}", f"{service}.{namespace}"),
                          mesh=LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}"),
                          proxies=proxies)
+
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """Inside the mesh's network namespace: `nsenter --net=/proc/<istiod pid>/ns/net` reaches them."""
+        result = {}
+        for placement in self.placements.values():
+            instance = placement.instance
+            result[instance.name] = {
+                "calls as this workload": f"http://{placement.outbound_address}:{instance.outbound_port} "
+                                          "(Host: <service>.<namespace>)",
+                "app": f"http://127.0.0.1:{instance.app_port}",
+                "inbound (mTLS)": f"{placement.address}:{instance.inbound_port}",
+                "proxy admin": f"http://127.0.0.1:{instance.admin_port}",
+                "app control": f"http://127.0.0.1:{instance.control_port}",
+                "pilot-agent status": f"http://127.0.0.1:{placement.status_port}",
+            }
+        return result
 
     def describe(self) -> dict[str, Any]:
         propagation_s = sorted(self.propagation_s)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshproof.backends.host.topology import Instance
-from meshproof.backends.kube.gamma import APP_LABEL, APP_PORT_NAME, VERSION_LABEL, Json, manifest, service
+from meshproof.backends.kube.conventions import APP_LABEL, APP_PORT_NAME, VERSION_LABEL, Json, manifest, service
 from meshproof.intent import Workload
 
 NETWORKING = "networking.istio.io/v1"

@@ -109,7 +109,7 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
     elif len(live) == 2:
         tested = min(live, key=lambda v: (live[v], v))  # the smaller share: its count is the binomial one
         p0 = live[tested] / 100
-        plan = plan_sequential(p0, delta=delta, alpha=canary.alpha, power=canary.power)
+        plan = plan_sequential(p0, delta=delta, alpha=canary.alpha, power=canary.power, looks=canary.looks)
         sample.plan = {"test": f"group-sequential exact binomial on {tested}'s share", "n": plan.n, **asdict(plan)}
         test, taken = SequentialBinomialTest(plan), 0
         for look in plan.looks:
