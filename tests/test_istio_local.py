@@ -12,13 +12,18 @@ from pathlib import Path
 import pytest
 
 from meshproof import scenario
+from meshproof.backend import Request
 from meshproof.backends.host.topology import Instance
-from meshproof.backends.istio.local import registration
+from meshproof.backends.istio.local import registration, releases
+from meshproof.backends.istio.local.mesh import LocalIstio
 from meshproof.backends.istio.local.netns import PrivateNetwork
 from meshproof.backends.kube.cluster_choice import choose_cluster
 from meshproof.backends.kube.manifest_hook import run_manifest_hook
 from meshproof.errors import UserError
+from meshproof.faults import ControlPlaneDown
+from meshproof.intent import Intent, Route, RouteRule
 from meshproof.processes import wait_until
+from meshproof.profile import Profile
 from meshproof.runs import processes_of
 from meshproof.shipped import CHECKOUT_DIR
 from tests.helpers import MESHPROOF, one_error_line, run_meshproof
@@ -155,3 +160,34 @@ def test_sigterm_mid_check_on_real_istio_stops_every_process(tmp_path: Path) -> 
     assert processes_of(state) == []
     assert list(state.glob("run-*")) == []  # etcd's data, the keys, the kubeconfig: gone
     assert json.loads((out / "results.json").read_text())["run"]["interrupted"] is True
+
+
+def test_with_istiod_down_the_proxies_keep_serving_what_they_were_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_local_istio()
+    monkeypatch.setenv("MESHPROOF_STATE_DIR", str(tmp_path))
+    mesh = LocalIstio(Profile(), release=releases.release(None))
+    orders = Request(scenario.ORDER_SERVICE, "/api/v1/orders/1")
+
+    def pinned(version: str) -> list[Intent]:
+        return [*scenario.BASELINE, Route(scenario.ORDER_SERVICE, (RouteRule(splits={version: 100}),)),
+                scenario.seed_authorization_policy()]
+
+    mesh.up(scenario.WORKLOADS, scenario.BASELINE)
+    try:
+        mesh.apply(pinned("v2"))
+        down = mesh.inject(ControlPlaneDown(), "")
+        assert mesh.istiod is None
+        tally = mesh.call_batch(scenario.API_GATEWAY, orders, count=200)
+        assert dict(tally.versions) == {"v2": 200}, tally  # the route it was given, without istiod
+        assert mesh.call(scenario.GUEST, orders).status == 403  # and the policy
+        with pytest.raises(UserError, match="istiod is down"):
+            mesh.apply(pinned("v1"))
+        down.undo()
+        mesh.apply(pinned("v1"))
+        assert dict(mesh.call_batch(scenario.API_GATEWAY, orders, count=200).versions) == {"v1": 200}
+    finally:
+        mesh.down()
+    assert processes_of(tmp_path) == []
+    assert list(tmp_path.glob("run-*")) == []

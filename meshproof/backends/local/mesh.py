@@ -225,8 +225,10 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
             self.crashed.add(instance)
             injected = Injected(fault, instance, lambda: self._restart_crashed({instance}))
-        else:
+        elif isinstance(fault, AppError):
             injected = self.app_error(fault, instance)
+        else:
+            raise UserError(f"the local mesh cannot inject {type(fault).__name__}")
         self.injected.append(injected)
         return injected
 

@@ -58,7 +58,7 @@ from meshproof.backends.kube.controlplane import LocalControlPlane
 from meshproof.backends.kube.conventions import Json
 from meshproof.backends.kube.manifest_hook import ManifestHook, run_manifest_hook
 from meshproof.errors import PrerequisiteError, UserError
-from meshproof.faults import AppError, Fault, ProxyCrash
+from meshproof.faults import AppError, ControlPlaneDown, Fault, ProxyCrash
 from meshproof.features import UnsupportedFeature
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
@@ -78,7 +78,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "istio"
     unsupported = MappingProxyType(UNSUPPORTED)
     overflow_marker = ("x-envoy-overloaded", "true")
-    fault_types = frozenset({ProxyCrash, AppError})
+    fault_types = frozenset({ProxyCrash, AppError, ControlPlaneDown})
 
     def __init__(self, profile: Profile, *, release: releases.Release, manifest_hook: ManifestHook | None = None,
                  artifacts_dir: Path | None = None, progress: builds.BuildProgress | None = None) -> None:
@@ -291,12 +291,15 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
     def _apply_objects(self, manifests: list[Json]) -> None:
         """Make `manifests` the complete set of meshproof's Istio config; wait until every proxy serves it."""
-        assert self.cluster is not None and self.istiod is not None
+        assert self.cluster is not None
         wanted = {_key(manifest): manifest for manifest in manifests}
         changed = [m for key, m in wanted.items() if self.applied.get(key) != m]
         removed = [m for key, m in self.applied.items() if key not in wanted]
         if not changed and not removed:
             return
+        if self.istiod is None:
+            raise UserError("istiod is down (a ControlPlaneDown fault is in force): no change can reach the proxies "
+                            "until it is undone")
         started = time.monotonic()
         expected: dict[ObjectKey, str | None] = {}
         order = {kind: index for index, kind in enumerate(KIND_ORDER)}
@@ -330,15 +333,36 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
     # --- faults ---------------------------------------------------------------------------------------
     def inject(self, fault: Fault, instance: str) -> Injected:
-        if instance not in self.agents:
+        if isinstance(fault, ControlPlaneDown):
+            self._stop_istiod()
+            injected = Injected(fault, instance, self._start_istiod)
+        elif instance not in self.agents:
             raise UserError(f"no instance {instance!r} in the local Istio mesh")
-        if isinstance(fault, ProxyCrash):
+        elif isinstance(fault, ProxyCrash):
             self._crash(instance)
             injected = Injected(fault, instance, lambda: self._restart({instance}))
         else:
             injected = self.app_error(fault, instance)
         self.injected.append(injected)
         return injected
+
+    def _stop_istiod(self) -> None:
+        """SIGKILL istiod: no graceful goodbye to the proxies, as when its pod dies."""
+        assert self.supervisor is not None and self.istiod is not None
+        self.supervisor.kill(self.istiod.child.name)
+        self.istiod.close()
+        self.istiod = None
+
+    def _start_istiod(self) -> None:
+        """istiod again, from the API server's state; every proxy reconnects (pilot-agent retries) and is
+        brought in sync with a new marker."""
+        assert self.supervisor is not None and self.run is not None and self.control_plane is not None
+        self.istiod = Istiod.start(self.supervisor, self.binaries["pilot-discovery"],
+                                   kubeconfig=self.control_plane.kubeconfig, directory=self.run.path / "istiod",
+                                   log=self.run.path / "logs" / "istiod.log",
+                                   drain_duration=self.profile.local.drain_time, timeout=self.profile.timeouts.admin)
+        self.istiod.wait_ready(self.profile.timeouts.startup)
+        self._sync()
 
     def _crash(self, instance: str) -> None:
         """SIGKILL the instance's Envoy (no drain), then its pilot-agent: the sidecar is down, as when
