@@ -67,3 +67,13 @@ def stall_manifests_after_startup(manifests: list[dict[str, Any]]) -> list[dict[
 def drop_every_manifest(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """--manifest-hook returning no objects: what the intents rendered is deleted, nothing is applied."""
     return []
+
+
+def unparsable_rate_limit(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--manifest-hook: the rate limit's bucket size becomes a word. istiod passes the filter's TypedStruct
+    through untouched; Envoy cannot parse it and refuses the listeners."""
+    for manifest in manifests:
+        if manifest["kind"] == "EnvoyFilter":
+            for patch in manifest["spec"]["configPatches"]:
+                patch["patch"]["value"]["typed_config"]["value"]["token_bucket"]["max_tokens"] = "lots"
+    return manifests

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,14 @@ from meshproof.backends.istio.local.mesh import LocalIstio
 from meshproof.backends.istio.local.netns import PrivateNetwork
 from meshproof.backends.kube.cluster_choice import choose_cluster
 from meshproof.backends.kube.manifest_hook import run_manifest_hook
-from meshproof.errors import UserError
+from meshproof.errors import ConfigRejected, UserError
 from meshproof.faults import ControlPlaneDown
 from meshproof.intent import Intent, Route, RouteRule
 from meshproof.processes import wait_until
 from meshproof.profile import Profile
-from meshproof.runs import processes_of
+from meshproof.runs import STATE_VARIABLE, processes_of
 from meshproof.shipped import CHECKOUT_DIR
+from tests import hooks
 from tests.helpers import MESHPROOF, one_error_line, run_meshproof
 from tests.istio_local import require_local_istio
 
@@ -162,32 +164,53 @@ def test_sigterm_mid_check_on_real_istio_stops_every_process(tmp_path: Path) -> 
     assert json.loads((out / "results.json").read_text())["run"]["interrupted"] is True
 
 
-def test_with_istiod_down_the_proxies_keep_serving_what_they_were_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(scope="module")
+def local_istio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIstio]:
+    """One local Istio mesh for the tests below; its manifest hook breaks any rate limit (see the hook)."""
     require_local_istio()
-    monkeypatch.setenv("MESHPROOF_STATE_DIR", str(tmp_path))
-    mesh = LocalIstio(Profile(), release=releases.release(None))
-    orders = Request(scenario.ORDER_SERVICE, "/api/v1/orders/1")
-
-    def pinned(version: str) -> list[Intent]:
-        return [*scenario.BASELINE, Route(scenario.ORDER_SERVICE, (RouteRule(splits={version: 100}),)),
-                scenario.seed_authorization_policy()]
-
-    mesh.up(scenario.WORKLOADS, scenario.BASELINE)
+    state = tmp_path_factory.mktemp("state")
+    previous = os.environ.get(STATE_VARIABLE)
+    os.environ[STATE_VARIABLE] = str(state)
+    mesh = LocalIstio(Profile(), release=releases.release(None), manifest_hook=hooks.unparsable_rate_limit)
     try:
-        mesh.apply(pinned("v2"))
-        down = mesh.inject(ControlPlaneDown(), "")
-        assert mesh.istiod is None
-        tally = mesh.call_batch(scenario.API_GATEWAY, orders, count=200)
-        assert dict(tally.versions) == {"v2": 200}, tally  # the route it was given, without istiod
-        assert mesh.call(scenario.GUEST, orders).status == 403  # and the policy
-        with pytest.raises(UserError, match="istiod is down"):
-            mesh.apply(pinned("v1"))
-        down.undo()
-        mesh.apply(pinned("v1"))
-        assert dict(mesh.call_batch(scenario.API_GATEWAY, orders, count=200).versions) == {"v1": 200}
+        mesh.up(scenario.WORKLOADS, scenario.BASELINE)
+        yield mesh
     finally:
         mesh.down()
-    assert processes_of(tmp_path) == []
-    assert list(tmp_path.glob("run-*")) == []
+        if previous is None:
+            del os.environ[STATE_VARIABLE]
+        else:
+            os.environ[STATE_VARIABLE] = previous
+    assert processes_of(state) == []
+    assert list(state.glob("run-*")) == []
+
+
+ORDERS = Request(scenario.ORDER_SERVICE, "/api/v1/orders/1")
+
+
+def _pinned(version: str) -> list[Intent]:
+    return [*scenario.BASELINE, Route(scenario.ORDER_SERVICE, (RouteRule(splits={version: 100}),)),
+            scenario.seed_authorization_policy()]
+
+
+def test_with_istiod_down_the_proxies_keep_serving_what_they_were_given(local_istio: LocalIstio) -> None:
+    local_istio.reset()
+    local_istio.apply(_pinned("v2"))
+    down = local_istio.inject(ControlPlaneDown(), "")
+    assert local_istio.istiod is None
+    tally = local_istio.call_batch(scenario.API_GATEWAY, ORDERS, count=200)
+    assert dict(tally.versions) == {"v2": 200}, tally  # the route it was given, without istiod
+    assert local_istio.call(scenario.GUEST, ORDERS).status == 403  # and the policy
+    with pytest.raises(UserError, match="istiod is down"):
+        local_istio.apply(_pinned("v1"))
+    down.undo()
+    local_istio.apply(_pinned("v1"))
+    assert dict(local_istio.call_batch(scenario.API_GATEWAY, ORDERS, count=200).versions) == {"v1": 200}
+
+
+def test_a_config_envoy_refuses_fails_apply_with_envoys_reason(local_istio: LocalIstio) -> None:
+    local_istio.reset()
+    with pytest.raises(ConfigRejected, match=r"api-gateway-0 refused istiod.s config: .*max_tokens.*invalid number"):
+        local_istio.apply([*scenario.BASELINE, Profile().ratelimit.limit()])
+    local_istio.reset()  # the baseline is accepted again, the refusal forgotten
+    assert local_istio.call(scenario.API_GATEWAY, ORDERS).status == 200
