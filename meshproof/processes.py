@@ -56,8 +56,10 @@ class Supervisor:
     run: RunDir
     children: dict[str, Child] = field(default_factory=dict)
 
-    def start(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> Child:
-        """Start a child in its own process group, tagged with RUN_DIR_VARIABLE in its environment."""
+    def start(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> Child:
+        """Start a child in its own process group, tagged with RUN_DIR_VARIABLE in its environment; `cwd`
+        for programs that find their files relative to it (pilot-agent's ./etc/certs)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         environment = {**(os.environ if env is None else env), RUN_DIR_VARIABLE: str(self.run.path)}
         with open(log, "ab") as log_file:
@@ -67,6 +69,7 @@ class Supervisor:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=environment,
+                cwd=cwd,
                 process_group=0,
                 preexec_fn=_die_with_parent,
             )

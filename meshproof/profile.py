@@ -120,18 +120,23 @@ class OutlierProfile:
     # the first into 1 s windows (common_lb_config.update_merge_window, which Istio leaves at 1 s);
     # measured here, a second ejected endpoint kept its traffic for ~1 s, whatever the interval.
     settle: Duration = 1.3
+    # The risk a check takes that a batch is too small for what it needs of one endpoint, when the mesh's
+    # balancer picks endpoints at random (Istio's default LEAST_REQUEST, for requests one at a time).
+    batch_alpha: float = 1e-4
 
     def validate(self) -> None:
         self.policy("order-service")
         if self.probe_rate <= 0:
             raise ValueError("probe_rate must be > 0")
+        if not 0 < self.batch_alpha < 1:
+            raise ValueError("batch_alpha must be between 0 and 1")
         if self.settle >= self.base_ejection_time:
             raise ValueError(f"settle ({self.settle:g}s) must be shorter than base_ejection_time "
                              f"({self.base_ejection_time:g}s), or an ejection ends before it is observed")
 
     def policy(self, service: str, **overrides: Any) -> OutlierPolicy:
         settings = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                    if field.name not in ("probe_rate", "settle")}
+                    if field.name not in ("probe_rate", "settle", "batch_alpha")}
         return OutlierPolicy(service, **{**settings, **overrides})
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from meshproof import builds, scenario
+from meshproof import builds, registry, scenario
 from meshproof.backends.kube import objects, schema
 from meshproof.backends.kube.api import Json, describe
 from meshproof.backends.kube.cluster import Cluster
@@ -73,10 +73,8 @@ def judge(cluster: Cluster, items: Iterable[Json], *, dry_run: bool = False) -> 
 
 def rendered(mesh: str, profile_spec: str | None) -> list[Json]:
     """Every manifest `meshproof render --mesh MESH --profile PROFILE` prints."""
-    from meshproof.registry import descriptor  # the mesh's own renderer, by name (the caller chose the mesh)
-
     intents = scenario.seed_intents(load_profile(profile_spec))
-    return descriptor(mesh).render(intents, scenario.WORKLOADS).documents
+    return registry.descriptor(mesh).render(intents, scenario.WORKLOADS).documents
 
 
 def namespaces_of(items: Sequence[Json]) -> list[str]:
