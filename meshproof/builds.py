@@ -94,7 +94,7 @@ def _istio(release: str, pseudo_version: str) -> tuple[Component, ...]:
 COMPONENTS: dict[str, Component] = {component.name: component for component in (
     Component("etcd", "etcd", "go.etcd.io/etcd/server/v3", "v3.7.3", (), "etcd", "about 1 min"),
     Component("kube-apiserver", "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "v1.37.2",
-              _kubernetes_version("v1.37.2"), "kube-apiserver", "about 4 min"),
+              _kubernetes_version("v1.37.2"), "kube-apiserver", "about 6 min on 2 idle cores"),
     *_istio("2026-08", "v0.0.0-20260827124520-eed52ebb66ad"),
     *_istio("2026-04", "v0.0.0-20260423205519-b01690e6db7d"),
 )}

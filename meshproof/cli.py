@@ -1,4 +1,4 @@
-"""The `meshproof` command: run | report | compare | render | doctor | up | status | down | cleanup |
+"""The `meshproof` command: run | up | status | down | report | compare | render | doctor | cleanup |
 controlplane.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
             code = attach_commands.status()
         elif args.command == "down":
             code = attach_commands.down()
+        elif args.command == "controlplane":
+            code = controlplane(args)
         else:
             code = cleanup(include_live=args.all)
     except UserError as exc:

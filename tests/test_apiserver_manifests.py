@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from meshproof.backends.kube import acceptance, objects
 from meshproof.backends.kube.api import Json
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.schema import CrdCatalog
+from meshproof.runs import processes_of
+from tests.helpers import run_meshproof
 from tests.test_crd_schema import VALIDATOR_CASES, WIDGET, WIDGET_CASES, WIDGET_CRD
 
 #: The validator refuses these on purpose, before any server: without a namespace a manifest lands in
@@ -76,3 +79,11 @@ def test_the_api_server_reaches_the_validators_verdict_on_list_types_and_formats
     manifest = {**WIDGET, "spec": spec}
     (verdict,) = acceptance.judge(owned, [manifest], dry_run=True)
     assert (verdict.refused is None) == (widgets.validate(manifest) == []), verdict.line()
+
+
+def test_controlplane_check_judges_the_rendered_manifests_on_a_server_of_its_own(tmp_path: Path) -> None:
+    done = run_meshproof("controlplane", "check", "--mesh", "linkerd", "--profile", "seed", state_dir=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CRDs installed in" in done.stdout and "linkerd: ok       Service monitoring/prometheus" in done.stdout
+    assert "meshproof: 16 of 16 manifests accepted and stored as sent" in done.stdout
+    assert processes_of(tmp_path) == [] and list(tmp_path.glob("run-*")) == []

@@ -4,8 +4,12 @@ after a failing test and after a killed run. (With MESHPROOF_TEST_KUBECONFIG the
 
 from __future__ import annotations
 
+import base64
 import copy
+import http.server
+import json
 import os
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -20,6 +24,7 @@ import pytest
 from meshproof.backends.kube import objects
 from meshproof.backends.kube.api import Json
 from meshproof.backends.kube.cluster import MANAGED_BY, NAMESPACE_RESOURCE, RUN_ANNOTATION, Cluster
+from meshproof.backends.kube.controlplane import serving_pki
 from meshproof.backends.kube.objects import Refused
 from meshproof.errors import UserError
 from meshproof.processes import wait_until
@@ -204,7 +209,7 @@ def test_a_failing_test_still_deletes_its_namespace(pytester: pytest.Pytester, k
                    "MESHPROOF_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(PROJECT_DIR)}
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    outcome = pytester.runpytest_subprocess("-p", "fixtures.kube", "-p", "no:cacheprovider")
+    outcome = pytester.runpytest_subprocess("-p", "meshproof.fixtures.kube", "-p", "no:cacheprovider")
     outcome.assert_outcomes(failed=1)
     namespace = record.read_text()
     stored = objects.get(kube_cluster.api, _namespace(namespace))
@@ -236,3 +241,78 @@ def test_cleanup_deletes_the_namespaces_a_killed_run_created(kube_cluster: Clust
     assert wait_until(lambda: (stored := objects.get(kube_cluster.api, _namespace(namespace))) is None
                       or "deletionTimestamp" in stored["metadata"], timeout=10)
     assert list(tmp_path.glob("run-*")) == []
+
+
+class _DenyLabelled(http.server.BaseHTTPRequestHandler):
+    """A validating admission webhook: denies objects labelled `deny`, with a message saying why."""
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        labels = review["request"]["object"]["metadata"].get("labels") or {}
+        response = {"uid": review["request"]["uid"], "allowed": "deny" not in labels}
+        if not response["allowed"]:
+            response["status"] = {"code": 403, "message": f"denied by the test webhook: {labels['deny']}"}
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                           "response": response}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook(kube_cluster: Cluster, kube_namespace: str, tmp_path: Path) -> Iterator[Json]:
+    """A ValidatingWebhookConfiguration for Services in the test's namespace, served on loopback."""
+    if not kube_cluster.created_by_meshproof:
+        pytest.skip("registers a cluster-wide webhook, which meshproof does only on a cluster it created")
+    ca, cert, key = serving_pki(tmp_path / "webhook-pki")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DenyLabelled)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": f"deny-labelled-{kube_namespace}"},
+        "webhooks": [{
+            "name": "deny-labelled.meshproof.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "timeoutSeconds": 5,
+            "clientConfig": {"url": f"https://127.0.0.1:{server.server_address[1]}/validate",
+                             "caBundle": base64.b64encode(ca.read_bytes()).decode()},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": kube_namespace}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["services"]}]}],
+    }
+    try:
+        yield kube_cluster.apply(configuration)
+    finally:
+        objects.delete(kube_cluster.api, configuration)
+        server.shutdown()
+        server.server_close()
+
+
+def test_apply_goes_through_validating_webhooks_and_reports_their_denial(
+        kube_cluster: Cluster, kube_namespace: str, webhook: Json) -> None:
+    denied = _service(kube_namespace)
+    denied["metadata"]["labels"] = {"deny": "no-echo-here"}
+    # the API server starts calling a new webhook within about a second (its informer): retry until then
+    assert wait_until(lambda: _refused_by_webhook(kube_cluster, denied), timeout=10, interval=0.2)
+    with pytest.raises(Refused, match=r'admission webhook "deny-labelled.meshproof.dev" denied the request: '
+                                      r"denied by the test webhook: no-echo-here"):
+        kube_cluster.apply(denied, dry_run=True)
+    assert objects.get(kube_cluster.api, denied) is None
+    assert kube_cluster.apply(_service(kube_namespace))["metadata"]["name"] == "echo"
+
+
+def _refused_by_webhook(cluster: Cluster, manifest: Json) -> bool:
+    try:
+        cluster.apply(manifest, dry_run=True)
+    except Refused as refused:
+        return "admission webhook" in refused.message
+    return False
+

@@ -111,7 +111,7 @@ class LocalControlPlane:
         etcd_port, peer_port, secure_port = ports.take(), ports.take(), ports.take()
         self.server = f"https://127.0.0.1:{secure_port}"
         pki = run.path / "pki"
-        self.ca_file, serving_cert, serving_key = _serving_pki(pki)
+        self.ca_file, serving_cert, serving_key = serving_pki(pki)
         self.token = secrets.token_urlsafe(32)
         tokens = pki / "tokens.csv"
         _write_private(tokens, f'{self.token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n'.encode())
@@ -276,8 +276,9 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _serving_pki(directory: Path) -> tuple[Path, Path, Path]:
-    """(CA certificate, serving certificate, its key) for 127.0.0.1 and the in-cluster names; one day."""
+def serving_pki(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, serving certificate, its key) for 127.0.0.1 and the in-cluster names, valid one
+    day: the API server's, and any TLS server it must call on loopback (an admission webhook)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meshproof local control plane CA")])

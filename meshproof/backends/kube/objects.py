@@ -5,7 +5,9 @@ rejects an unknown or duplicated field instead of pruning it in silence (what `k
 --server-side` does with its default validation), and the request passes the server's whole
 admission chain, validating webhooks included, so a mesh's webhook judges it the same way once
 registered. `dry_run=True` runs all of that and stores nothing. Without `force`, a field another
-manager owns is a conflict, reported, never taken over.
+manager owns is a conflict, reported, never taken over. An unknown field comes back as *500*
+Internal Server Error, "failed to create typed patch object ... field not declared in schema"
+(kubernetes/kubernetes#139253, still so in 1.37.2): a refusal like any other, not a fault to retry.
 
 `differences(sent, stored)` says where what the server stored differs from what was sent: every
 field sent must come back equal (lists element by element); fields the server added (defaults,
