@@ -111,10 +111,14 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     backend: Backend | None = None
+    # Bound before up(): a backend may move this thread into a network namespace of its own (the local
+    # Istio mesh does); the socket stays in the host's, where attached processes connect. It serves
+    # nothing until serve_forever(), by when it has its handler.
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     try:
         backend = create_backend(mesh, load_profile(profile_spec), options)
         backend.up(scenario.WORKLOADS, scenario.BASELINE)
-        server = HTTPServer(("127.0.0.1", 0), _handler(Owner(backend)))
+        server.RequestHandlerClass = _handler(Owner(backend))
         state.control_url = f"http://127.0.0.1:{server.server_address[1]}"
         state.run, state.addresses = backend.describe(), backend.addresses()
         state.unsupported = {name: reason for name in REGISTRY
@@ -129,6 +133,7 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     except KeyboardInterrupt:
         pass
     finally:
+        server.server_close()
         if backend is not None:
             backend.down()
         if state.status != "failed":
