@@ -1,4 +1,4 @@
-"""The `meshproof` command: run | doctor | cleanup.
+"""The `meshproof` command: run | render | doctor | up | status | down | cleanup | controlplane.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import meshproof
-from meshproof import registry, runs, scenario
+from meshproof import builds, registry, runs, scenario
 from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
 from meshproof.descriptor import Options
@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
     cleanup.add_argument("--all", action="store_true", help="also runs whose owner still lives (stop them first)")
+    controlplane = commands.add_parser("controlplane", help="the local Kubernetes API server (etcd + kube-apiserver)")
+    actions = controlplane.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="build the binaries from their pinned Go modules (or reuse them)")
+    build.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of {', '.join(builds.COMPONENTS)}")
+    check = actions.add_parser("check", help="apply every rendered manifest to a local API server and read it back")
+    check.add_argument("--mesh", choices=("istio", "linkerd"), action="append", help="default: both")
+    check.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     return parser
 
 
@@ -94,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
             code = attach_commands.status()
         elif args.command == "down":
             code = attach_commands.down()
+        elif args.command == "controlplane":
+            code = controlplane(args)
         else:
             code = cleanup(include_live=args.all)
     except UserError as exc:
@@ -198,6 +207,8 @@ def doctor(only_mesh: str | None) -> int:
             if not item.present and item.how_to_get:
                 print(f"           get it: {item.how_to_get}")
         ready[descriptor.name] = all(item.present for item in prerequisites)
+    if only_mesh != "local":
+        print("\n".join(builds.doctor_lines()))
     return 0 if ready[only_mesh or "local"] else 2
 
 
@@ -217,8 +228,22 @@ def cleanup(*, include_live: bool) -> int:
     return 0
 
 
+def controlplane(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        for name, path in builds.ensure_all(args.components, progress=builds.BuildProgress()).items():
+            print(f"{name}: {path}")
+        return 0
+    from meshproof.backends.kube import acceptance
+
+    return acceptance.check(args.mesh or ("istio", "linkerd"), args.profile, progress=builds.BuildProgress())
+
+
 def _remove_resource(resource: dict[str, str]) -> None:
-    if resource["kind"] == "kind-cluster":
+    if resource["kind"] == "kube-namespace":
+        from meshproof.backends.kube.cluster import remove_recorded
+
+        print(f"meshproof: {remove_recorded(resource)}")
+    elif resource["kind"] == "kind-cluster":
         import subprocess
 
         subprocess.run(["kind", "delete", "cluster", "--name", resource["name"]], check=False)
