@@ -23,7 +23,7 @@ import meshproof
 from meshproof import builds, registry, runs, scenario
 from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
-from meshproof.descriptor import Options
+from meshproof.descriptor import CLUSTER_FLAGS, Options, as_arguments, flag
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
+    for name, keywords in CLUSTER_FLAGS.items():
+        run.add_argument(flag(name), **keywords)
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
@@ -117,7 +119,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook))
+    options = Options(envoy_config_hook=args.envoy_config_hook,
+                      **{name: getattr(args, name) for name in CLUSTER_FLAGS})
+    registry.check_options(args.mesh, options)
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
     parse_only(args.only)
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
                           ("--envoy-config-hook", args.envoy_config_hook)):
         if value:
             pytest_argv += [option, value]
+    pytest_argv += as_arguments(options)
     progress = Progress(sys.stdout, tty=sys.stdout.isatty() and os.environ.get("CI") is None)
     plugin = _SessionBridge(progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -244,8 +249,8 @@ def _remove_resource(resource: dict[str, str]) -> None:
 
         print(f"meshproof: {remove_recorded(resource)}")
     elif resource["kind"] == "kind-cluster":
-        import subprocess
+        from meshproof.backends.kube import kind
 
-        subprocess.run(["kind", "delete", "cluster", "--name", resource["name"]], check=False)
+        print(f"meshproof: {kind.delete_recorded(resource)}")
     else:
         print(f"meshproof: cannot remove unknown {json.dumps(resource)}; remove it by hand", file=sys.stderr)

@@ -23,10 +23,48 @@ class Options:
     """What a run asks of a backend beyond the profile; a backend refuses options it does not take."""
 
     envoy_config_hook: str | None = None  # MODULE:FUNCTION, local mesh only
+    cluster: str | None = None  # local | kind | existing, cluster meshes
+    mesh_version: str | None = None  # which build of the mesh's control plane
+    kube_context: str | None = None  # --cluster existing: the kubeconfig context to use
+    k8s_version: str | None = None  # --cluster kind: the Kubernetes version of the node image
+    keep_cluster: bool = False  # --cluster kind: leave the cluster running after the run
+    echo_image: str | None = None  # cluster meshes: an echo app image to use instead of building one
     artifacts_dir: Path | None = None  # where logs and configs are kept after down()
 
     def given(self) -> dict[str, Any]:
-        return {name: value for name, value in vars(self).items() if value is not None and name != "artifacts_dir"}
+        """The options a user set (a flag left off is None, or False for a switch)."""
+        return {name: value for name, value in vars(self).items()
+                if value is not None and value is not False and name != "artifacts_dir"}
+
+
+#: How `meshproof run` and the pytest plugin spell the Options of cluster meshes: field -> argparse keywords
+#: (both parsers take them). The one table of these flags; a mesh that takes none refuses them all.
+CLUSTER_FLAGS: dict[str, dict[str, Any]] = {
+    "cluster": {"metavar": "kind|existing", "help": "where a cluster mesh runs: kind (a cluster of meshproof's own, "
+                "the default) or existing (--kube-context)"},
+    "kube_context": {"metavar": "NAME", "help": "--cluster existing: the kubeconfig context ($KUBECONFIG or "
+                     "~/.kube/config); meshproof touches only namespaces it creates there"},
+    "mesh_version": {"metavar": "VERSION", "help": "the mesh release to install and check (its CLI on PATH must be "
+                     "this version)"},
+    "k8s_version": {"metavar": "X.Y", "help": "--cluster kind: the Kubernetes version of the pinned node image"},
+    "keep_cluster": {"action": "store_true", "help": "--cluster kind: leave the cluster running after the run"},
+    "echo_image": {"metavar": "REF", "help": "the echo app's image, already pullable by the cluster (default: built "
+                   "from this package with docker and loaded into kind)"},
+}
+
+
+def flag(name: str) -> str:
+    """`kube_context` -> `--kube-context`."""
+    return "--" + name.replace("_", "-")
+
+
+def as_arguments(options: Options) -> list[str]:
+    """The CLUSTER_FLAGS a user set in `options`, as command-line arguments again (for pytest's argv)."""
+    arguments: list[str] = []
+    for name, value in options.given().items():
+        if name in CLUSTER_FLAGS:
+            arguments += [flag(name)] if value is True else [flag(name), str(value)]
+    return arguments
 
 
 @dataclass(frozen=True)

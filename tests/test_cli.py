@@ -20,7 +20,7 @@ from tests.helpers import one_error_line, run_meshproof
         (["--envoy-config-hook", "tests.hooks:no_such_function"], "tests.hooks has no function 'no_such_function'"),
         (["--envoy-config-hook", "tests.hooks"], "expected MODULE:FUNCTION"),
         (["--out", "/proc/meshproof"], "--out /proc/meshproof: cannot create it"),
-        (["--mesh", "istio"], "--mesh istio needs"),
+        (["--mesh", "istio"], "--mesh istio --cluster kind needs"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
