@@ -258,7 +258,8 @@ class IstioOnCluster(ClusterMesh):
         _wait(missing, deadline, "Istio's push (objects istiod has not picked up)")
 
     # --- what the proxies say -------------------------------------------------------------------------
-    def peer_identity(self, headers: Mapping[str, str]) -> ObservedIdentity:
+    @staticmethod
+    def peer_identity(headers: Mapping[str, str]) -> ObservedIdentity:
         raw = str(headers.get(XFCC, ""))
         uri = peer_uri(raw)
         identity = None
@@ -269,7 +270,8 @@ class IstioOnCluster(ClusterMesh):
                 identity = None
         return ObservedIdentity(identity, f"request header {XFCC} set by the server's sidecar", raw)
 
-    def proxy_request_counts(self, samples: Sequence[Sample]) -> RequestCounts:
+    @staticmethod
+    def proxy_request_counts(samples: Sequence[Sample]) -> RequestCounts:
         def destination(labels: Mapping[str, str]) -> bool:
             return labels.get("reporter") == "destination"
 
@@ -278,7 +280,8 @@ class IstioOnCluster(ClusterMesh):
             metrics.total(samples, "istio_requests_total",
                           lambda labels: destination(labels) and labels.get("response_code", "").startswith("5")))
 
-    def proxy_outlier_stats(self, samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
+    @staticmethod
+    def proxy_outlier_stats(samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
         prefix, suffix = "envoy_cluster_outlier_detection_", f"||{service}.{namespace}.svc.cluster.local"
         return {s.name.removeprefix(prefix): round(s.value) for s in samples if s.name.startswith(prefix)
                 and s.labels.get("cluster_name", "").startswith("outbound|")

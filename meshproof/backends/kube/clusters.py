@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from meshproof.backends.kube import kind
+from meshproof.backends.kube import kind, objects
 from meshproof.backends.kube.api import KubeApi
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.commands import Runner
@@ -47,6 +47,10 @@ class ClusterLease(ABC):
     @abstractmethod
     def close(self, tools: Runner) -> str:
         """Give the cluster back (delete it, or what meshproof made on it); what was done, in a few words."""
+
+    @abstractmethod
+    def create_namespace(self, scenario_name: str, labels: dict[str, str]) -> str:
+        """The scenario namespace on the cluster, with `labels` (a mesh's injection label); its cluster name."""
 
     def _connect(self, kubeconfig: Path, context: str | None, *, created: bool, run: RunDir) -> Cluster:
         api = KubeApi.from_kubeconfig(kubeconfig, context=context)
@@ -79,6 +83,17 @@ class KindLease(ClusterLease):
         run.record_resource(kind.RESOURCE_KIND, self.name, kubeconfig=str(self.kubeconfig))
         tools(kind.create(self.name, self.image, config_file, self.kubeconfig, timeout=timeout))
         return self._connect(self.kubeconfig, None, created=True, run=run)
+
+    def create_namespace(self, scenario_name: str, labels: dict[str, str]) -> str:
+        """`default` exists on a new cluster: it gets the labels; any other namespace is created."""
+        assert self.cluster is not None
+        name = self.names.cluster(scenario_name)
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if objects.get(self.cluster.api, namespace) is None:
+            self.cluster.create_namespace(name, labels=labels)
+        else:
+            self.cluster.apply({**namespace, "metadata": {"name": name, "labels": labels}})
+        return name
 
     def load_image(self, image: str, tools: Runner) -> None:
         tools(kind.load_image(self.name, image))
@@ -113,6 +128,14 @@ class ExistingLease(ClusterLease):
 
     def open(self, run: RunDir, tools: Runner, *, timeout: float) -> Cluster:
         return self._connect(self.kubeconfig, self.context, created=False, run=run)
+
+    def create_namespace(self, scenario_name: str, labels: dict[str, str]) -> str:
+        """A new namespace `<prefix><name>`, labelled as meshproof's, recorded for cleanup, deleted by close()."""
+        assert self.cluster is not None
+        name = self.names.cluster(scenario_name)
+        self.cluster.create_namespace(name, labels=labels)
+        self.created.append(name)
+        return name
 
     def close(self, tools: Runner) -> str:
         if self.cluster is None:

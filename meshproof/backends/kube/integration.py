@@ -80,16 +80,19 @@ class MeshIntegration(ABC):
         """Until the mesh's own signal says `applied` (key -> stored object, None for deleted) is served to
         `pods`; ConfigRejected when a proxy refused it. Returns what the signal showed, for evidence."""
 
+    @staticmethod
     @abstractmethod
-    def peer_identity(self, headers: Mapping[str, str]) -> ObservedIdentity:
+    def peer_identity(headers: Mapping[str, str]) -> ObservedIdentity:
         """The caller identity a serving app was handed (in the cluster's namespaces)."""
 
+    @staticmethod
     @abstractmethod
-    def proxy_request_counts(self, samples: Sequence[Sample]) -> RequestCounts:
+    def proxy_request_counts(samples: Sequence[Sample]) -> RequestCounts:
         """Requests one server pod's proxy answered, from its metrics."""
 
+    @staticmethod
     @abstractmethod
-    def proxy_outlier_stats(self, samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
+    def proxy_outlier_stats(samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
         """A caller pod's proxy's view of `service`'s endpoints (ejections), from its metrics."""
 
     def control_plane_diagnostics(self, cluster: Cluster, proxy: PodProxy) -> dict[str, object]:

@@ -124,7 +124,7 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         self.facts["mesh_ready_s"] = round(time.monotonic() - started, 1)
         image = self._echo_image(tools)
         self.workloads = workloads
-        self._create_namespaces(cluster)
+        self._create_namespaces()
         manifests = deploy.manifests(workloads, self.names, self.flavour, image) + self.support_manifests(self.names)
         for manifest in manifests:
             cluster.apply(manifest)
@@ -154,16 +154,10 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         self.facts["echo_image"] = image
         return image
 
-    def _create_namespaces(self, cluster: Cluster) -> None:
-        wanted = [(name, self.flavour.meshed_namespace_labels) for name in deploy.namespaces(self.workloads)]
-        for scenario_name, labels in [*wanted, (OUTSIDE, self.flavour.unmeshed_namespace_labels)]:
-            name = self.names.cluster(scenario_name)
-            if cluster.created_by_meshproof and objects.get(cluster.api, _namespace(name)) is not None:
-                cluster.apply({**_namespace(name), "metadata": {"name": name, "labels": dict(labels)}})
-            else:
-                cluster.create_namespace(name, labels=dict(labels))
-                if isinstance(self.lease, ExistingLease):
-                    self.lease.created.append(name)
+    def _create_namespaces(self) -> None:
+        for name in deploy.namespaces(self.workloads):
+            self.lease.create_namespace(name, dict(self.flavour.meshed_namespace_labels))
+        self.lease.create_namespace(OUTSIDE, dict(self.flavour.unmeshed_namespace_labels))
 
     def _index_pods(self, cluster: Cluster, workloads: Sequence[Workload]) -> None:
         timeout = self.profile.cluster.rollout

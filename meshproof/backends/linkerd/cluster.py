@@ -35,7 +35,7 @@ import yaml
 
 from meshproof.backend import ObservedIdentity, RequestCounts
 from meshproof.backends.kube import metrics, objects, readiness
-from meshproof.backends.kube.api import Json, describe
+from meshproof.backends.kube.api import Json, KubeApi, describe
 from meshproof.backends.kube.calls import PodInstance
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.commands import Command, Runner
@@ -142,6 +142,15 @@ def route_problem(stored: Json | None) -> str | None:
     return None
 
 
+def wait_routes_accepted(api: KubeApi, routes: Sequence[Json], *, timeout: float) -> None:
+    """Until the policy controller accepted every route (route_problem), within `timeout` s."""
+    def problems() -> list[str]:
+        return [f"{describe(route)}: {problem}" for route in routes
+                if (problem := route_problem(objects.get(api, route))) is not None]
+
+    readiness.wait_until_none(problems, timeout=timeout, what="Linkerd's routes", interval=0.1)
+
+
 def linkerd_identity(header: str) -> Identity | None:
     """`api-gateway.default.serviceaccount.identity.linkerd.cluster.local` -> Identity(default, api-gateway)."""
     match = _IDENTITY.match(header)
@@ -200,21 +209,18 @@ class LinkerdOnCluster(ClusterMesh):
     def wait_served(self, cluster: Cluster, proxy: PodProxy, applied: Mapping[ObjectKey, Json | None],
                     pods: Sequence[PodInstance], names: NamespaceMap, timeout: float) -> dict[str, object]:
         routes = [stored for (_, kind, _, _), stored in applied.items() if kind in ROUTE_KINDS and stored is not None]
-
-        def problems() -> list[str]:
-            return [f"{describe(route)}: {problem}" for route in routes
-                    if (problem := route_problem(objects.get(cluster.api, route))) is not None]
-
-        readiness.wait_until_none(problems, timeout=timeout, what="Linkerd's routes", interval=0.1)
+        wait_routes_accepted(cluster.api, routes, timeout=timeout)
         return {"routes_accepted": len(routes)}
 
     # --- what the proxies say -------------------------------------------------------------------------
-    def peer_identity(self, headers: Mapping[str, str]) -> ObservedIdentity:
+    @staticmethod
+    def peer_identity(headers: Mapping[str, str]) -> ObservedIdentity:
         raw = str(headers.get(CLIENT_ID, ""))
         return ObservedIdentity(linkerd_identity(raw) if raw else None,
                                 f"request header {CLIENT_ID} set by the server's proxy", raw)
 
-    def proxy_request_counts(self, samples: Sequence[Sample]) -> RequestCounts:
+    @staticmethod
+    def proxy_request_counts(samples: Sequence[Sample]) -> RequestCounts:
         def inbound(labels: Mapping[str, str]) -> bool:
             return labels.get("direction") == "inbound"
 
@@ -223,7 +229,8 @@ class LinkerdOnCluster(ClusterMesh):
             metrics.total(samples, "response_total",
                           lambda labels: inbound(labels) and labels.get("status_code", "").startswith("5")))
 
-    def proxy_outlier_stats(self, samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
+    @staticmethod
+    def proxy_outlier_stats(samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
         def of(state: str) -> Any:
             return lambda labels: (labels.get("backend_name"), labels.get("backend_namespace"),
                                    labels.get("endpoint_state")) == (service, namespace, state)
