@@ -1,6 +1,6 @@
 """The checkout's tests (tests/) and checks (suites/) get meshproof's pytest plugin from its `pytest11`
-entry point, as a user's project does: install the checkout first (pip install -e '.[dev]'). The tests
-also get the fixtures of a real Kubernetes API server (fixtures/kube.py)."""
+entry point, as a user's project does: install the checkout first (pip install -e '.[dev]'). The
+fixtures of a real Kubernetes API server (fixtures/kube.py) are registered here, for meshproof's tests."""
 
 from importlib.metadata import entry_points
 

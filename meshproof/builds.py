@@ -75,10 +75,28 @@ class Component:
     cold_build: str  # how long a build from an empty Go cache took on 2 cores, for progress lines
 
 
+def _istio_version(pseudo_version: str) -> tuple[str, ...]:
+    """What Istio's common/scripts/report_build_info.sh sets for a master snapshot: `<VERSION file>-dev`,
+    the commit (the pseudo-version's last part), status Clean; without it istiod and the proxies report
+    `unknown`."""
+    return _set("istio.io/istio/pkg/version", buildVersion="1.31-dev", buildStatus="Clean", buildTag=pseudo_version,
+                buildGitRevision=pseudo_version.rsplit("-", 1)[-1], buildHub="meshproof.local")
+
+
+def _istio(release: str, pseudo_version: str) -> tuple[Component, ...]:
+    """pilot-discovery (istiod) and pilot-agent of one istio master snapshot, `<program>@<release>`; its
+    wrapper module is tools/controlplane/istio/<release>/ (see meshproof.backends.istio.local.releases)."""
+    return tuple(Component(f"{program}@{release}", f"istio/{release}", f"istio.io/istio/pilot/cmd/{program}",
+                           pseudo_version, _istio_version(pseudo_version), program, cold)
+                 for program, cold in (("pilot-discovery", "about 8 min"), ("pilot-agent", "about 3 min")))
+
+
 COMPONENTS: dict[str, Component] = {component.name: component for component in (
     Component("etcd", "etcd", "go.etcd.io/etcd/server/v3", "v3.7.3", (), "etcd", "about 1 min"),
     Component("kube-apiserver", "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "v1.37.2",
-              _kubernetes_version("v1.37.2"), "kube-apiserver", "about 4 min"),
+              _kubernetes_version("v1.37.2"), "kube-apiserver", "about 6 min on 2 idle cores"),
+    *_istio("2026-08", "v0.0.0-20260827124520-eed52ebb66ad"),
+    *_istio("2026-04", "v0.0.0-20260423205519-b01690e6db7d"),
 )}
 
 

@@ -1,8 +1,10 @@
-"""The `meshproof` command: run | render | doctor | up | status | down | cleanup | controlplane.
+"""The `meshproof` command: run | up | status | down | report | compare | render | doctor | cleanup |
+controlplane.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
-(the partial results.json is written).
+(the partial results.json is written). `compare --fail-on-regression`: 0 no regression, 1 a regression
+(one line each), 2 bad input.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ import meshproof
 from meshproof import builds, registry, runs, scenario
 from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
-from meshproof.descriptor import CLUSTER_FLAGS, Options, as_arguments, flag
+from meshproof.descriptor import RUN_FLAGS, Options, as_arguments, flag, ready_somewhere
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
+from meshproof.report import write_reports
+from meshproof.report.compare import Run
+from meshproof.report.compare import compare as compare_runs
+from meshproof.report.compare_render import FORMATS, render_comparison
 from meshproof.report.progress import Progress
 from meshproof.report.summary import render_summary
+from meshproof.report.view import read_run
 from meshproof.results import load_results
 from meshproof.session import SESSION
 from meshproof.shipped import PACKAGE_DIR, shipped
@@ -54,9 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
-    for name, keywords in CLUSTER_FLAGS.items():
+    for name, keywords in RUN_FLAGS.items():
         run.add_argument(flag(name), **keywords)
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
+    report = commands.add_parser("report", help="render a run's reports again from its results.json",
+                                 description="Write junit.xml, report.html, summary.md and conformance.yaml "
+                                             "from an archived run's results.json.")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run's --out directory (or its results.json)")
+    report.add_argument("--out", type=Path, help="where to write them (default: beside results.json)")
+    compare = commands.add_parser("compare", help="compare runs: checks, load and chaos metrics, regressions",
+                                  description="Compare later runs with the first (the reference): statuses, "
+                                              "measured values, metric changes with their significance.")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories or results.json files")
+    compare.add_argument("--format", choices=FORMATS, default="text")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a later run regressed (thresholds: the profile's regression section)")
+    compare.add_argument("--profile", help="YAML file or shipped name whose regression thresholds apply")
     render = commands.add_parser("render", help="print what a mesh would be given for the seed scenario",
                                  description="Print the configuration each mesh gets for the seed's resources: "
                                              "Kubernetes manifests (validated against the CRDs) or Envoy configs.")
@@ -93,10 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "run":
             code = run(args, pytest_args)
+        elif args.command == "report":
+            code = report(args.run_dir, args.out)
+        elif args.command == "compare":
+            code = compare(args.runs, args.format, args.profile, fail_on_regression=args.fail_on_regression)
         elif args.command == "render":
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
             code = doctor(args.mesh)
+        elif args.command == "controlplane":
+            code = controlplane(args)
         elif args.command == "up":
             code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
         elif args.command == "status":
@@ -119,8 +145,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    options = Options(envoy_config_hook=args.envoy_config_hook,
-                      **{name: getattr(args, name) for name in CLUSTER_FLAGS})
+    options = Options(envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS})
     registry.check_options(args.mesh, options)
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
@@ -134,8 +159,7 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         str(SUITES_DIR), "--rootdir", str(SUITES_DIR), "-c", str(RUN_INI),
         "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
     ]
-    for option, value in (("--profile", args.profile), ("--only", args.only),
-                          ("--envoy-config-hook", args.envoy_config_hook)):
+    for option, value in (("--profile", args.profile), ("--only", args.only)):
         if value:
             pytest_argv += [option, value]
     pytest_argv += as_arguments(options)
@@ -200,18 +224,46 @@ def render(mesh: str, profile_spec: str | None) -> int:
     return 0
 
 
+def report(run_dir: Path, out: Path | None) -> int:
+    results = read_run(run_dir)
+    target = out or (run_dir if run_dir.is_dir() else run_dir.parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        written = write_reports(results, target)
+    except OSError as exc:
+        raise UserError(f"--out {target}: cannot write there: {exc.strerror}") from None
+    print("meshproof: wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_regression: bool) -> int:
+    if len(paths) < 2:
+        raise UserError("compare needs at least two runs: meshproof compare REFERENCE OTHER [MORE ...]")
+    gate = load_profile(profile_spec).regression
+    runs = [Run(str(path), read_run(path)) for path in paths]
+    comparison = compare_runs(runs, gate)
+    print(render_comparison(comparison, fmt), end="")
+    if fail_on_regression and comparison.regressions:
+        for reason in comparison.regressions:
+            print(f"meshproof: regression: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def doctor(only_mesh: str | None) -> int:
-    """Each mesh's prerequisites; exit 0 when the chosen mesh (default: local) can run."""
+    """Each mesh's prerequisites, for every cluster it runs on; exit 0 when the chosen mesh (default: local)
+    can run on one of them."""
     chosen = [registry.descriptor(only_mesh)] if only_mesh else list(registry.DESCRIPTORS.values())
     ready = {}
     for descriptor in chosen:
         print(f"{descriptor.name}: {descriptor.summary}")
         prerequisites = descriptor.prerequisites()
         for item in prerequisites:
-            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}: {item.detail}")
+            where = f" (--cluster {' or '.join(item.clusters)})" if item.clusters else ""
+            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}{where}: {item.detail}")
             if not item.present and item.how_to_get:
                 print(f"           get it: {item.how_to_get}")
-        ready[descriptor.name] = all(item.present for item in prerequisites)
+        ready[descriptor.name] = ready_somewhere(prerequisites)
     if only_mesh != "local":
         print("\n".join(builds.doctor_lines()))
     return 0 if ready[only_mesh or "local"] else 2

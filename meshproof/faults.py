@@ -35,5 +35,14 @@ class AppError:
             raise ValueError(f"AppError status must be an HTTP status, got {self.status}")
 
 
-Fault = ProxyCrash | AppError
-ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError)
+@dataclass(frozen=True)
+class ControlPlaneDown:
+    """The mesh's control plane is killed (SIGKILL); the proxies keep serving the config they have, and a
+    change applied meanwhile cannot reach them. The instance names nothing here (the control plane serves
+    them all): pass "". Undo starts it again and waits until every proxy is connected and in sync."""
+
+    feature: ClassVar[Feature] = features.FAULT_CONTROL_PLANE_DOWN
+
+
+Fault = ProxyCrash | AppError | ControlPlaneDown
+ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError, ControlPlaneDown)

@@ -100,6 +100,8 @@ FAULT_PROXY_CRASH = _feature("mesh.fault.proxy_crash", "kill one instance's prox
                              "new ones refused) and restart it on undo")
 FAULT_APP_ERROR = _feature("mesh.fault.app_error", "make one instance's app answer every request with an "
                            "error status until undone")
+FAULT_CONTROL_PLANE_DOWN = _feature("mesh.fault.control_plane_down", "stop the mesh's control plane (the "
+                                    "proxies keep what they were given) and start it again on undo")
 TELEMETRY = _feature("mesh.telemetry", "the proxies' own counters: requests and 5xx a version answered, "
                      "a caller's outlier-ejection counters")
 LOAD_TARGETS = _feature("mesh.load_targets", "addresses a load generator can send to as a workload (through "

@@ -142,18 +142,23 @@ class OutlierProfile:
     # the first into 1 s windows (common_lb_config.update_merge_window, which Istio leaves at 1 s);
     # measured here, a second ejected endpoint kept its traffic for ~1 s, whatever the interval.
     settle: Duration = 1.3
+    # The risk a check takes that a batch is too small for what it needs of one endpoint, when the mesh's
+    # balancer picks endpoints at random (Istio's default LEAST_REQUEST, for requests one at a time).
+    batch_alpha: float = 1e-4
 
     def validate(self) -> None:
         self.policy("order-service")
         if self.probe_rate <= 0:
             raise ValueError("probe_rate must be > 0")
+        if not 0 < self.batch_alpha < 1:
+            raise ValueError("batch_alpha must be between 0 and 1")
         if self.settle >= self.base_ejection_time:
             raise ValueError(f"settle ({self.settle:g}s) must be shorter than base_ejection_time "
                              f"({self.base_ejection_time:g}s), or an ejection ends before it is observed")
 
     def policy(self, service: str, **overrides: Any) -> OutlierPolicy:
         settings = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                    if field.name not in ("probe_rate", "settle")}
+                    if field.name not in ("probe_rate", "settle", "batch_alpha")}
         return OutlierPolicy(service, **{**settings, **overrides})
 
 
@@ -245,6 +250,46 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class RegressionProfile:
+    """What `meshproof compare --fail-on-regression` (the nightly upgrade gate) calls a regression of a later
+    run against the reference run (the first one given). A check that passed in the reference and fails or
+    errors later always is one; beyond that:
+
+    - `overhead`: quantile -> the relative increase of the load overhead (mesh - baseline latency) that
+      counts, and only when it is also significant and larger than `overhead_floor`. Significant: the
+      `confidence` interval of the change lies wholly above 0, from a two-run paired block bootstrap
+      on the raw per-block latencies both results.json files keep (meshproof.stats.two_run_overhead_change),
+      or, for files without them, the two runs' own intervals not overlapping (conservative). The interval
+      sees the sampling noise within each run, not a machine busier during one run than the other. The
+      floor: below 0.2 ms a +20% of a sub-millisecond overhead is the scheduler, not the proxy.
+    - `chaos`: chaos metric -> relative worsening that counts (in the metric's own "better" direction).
+      A chaos metric is one number per experiment (a recovery time), so it is judged on the values alone
+      unless both runs give an interval, which then must not overlap.
+    - `proxy_cpu`: relative increase of a proxy's vCPU per 1000 req/s that counts; judged on the values
+      alone (one number per run); null, the default, shows it without gating.
+    """
+
+    overhead: dict[str, float] = field(default_factory=lambda: {"p50": 0.20, "p99": 0.20})
+    overhead_floor: Duration = 0.0002
+    chaos: dict[str, float] = field(default_factory=lambda: {"recovery_s": 0.50, "error_rate_during_fault": 0.50})
+    proxy_cpu: float | None = None
+    confidence: float = 0.95
+    resamples: int = 2000
+
+    def validate(self) -> None:
+        from meshproof.load.profile import QUANTILES  # load.profile imports this module: resolved at use
+
+        unknown = sorted(set(self.overhead) - set(QUANTILES))
+        if unknown:
+            raise ValueError(f"overhead names quantiles of the load entries ({', '.join(QUANTILES)}), got {unknown}")
+        thresholds = [*self.overhead.values(), *self.chaos.values(), *([self.proxy_cpu] if self.proxy_cpu else [])]
+        if any(threshold <= 0 for threshold in thresholds):
+            raise ValueError("thresholds are relative increases > 0 (0.2 = +20%)")
+        if self.overhead_floor < 0 or not 0 < self.confidence < 1 or self.resamples < 100:
+            raise ValueError("overhead_floor >= 0, 0 < confidence < 1 and resamples >= 100 are required")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str = "default"
     description: str = "scaled-down timings so the suites run in minutes"
@@ -258,6 +303,7 @@ class Profile:
     ratelimit: RateLimitProfile = field(default_factory=RateLimitProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
     load: LoadSettings = field(default_factory=LoadSettings)
+    regression: RegressionProfile = field(default_factory=RegressionProfile)
 
 
 # --- loading --------------------------------------------------------------------------------------------

@@ -107,8 +107,11 @@ def load_results(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except OSError as exc:
         raise UserError(f"{path}: cannot read it: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UserError(f"{path}: not JSON ({exc}); give the results.json of a meshproof run") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not JSON ({exc}): was the run's file truncated? Give the results.json of a "
+                        "meshproof run") from None
+    if isinstance(data, dict) and data.get("schema") == SCHEMA_V1:
+        data = upgrade_v1(data)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else None
         raise UserError(f"{path} is not a meshproof results file of schema {SCHEMA} (schema {found!r})")
@@ -116,6 +119,23 @@ def load_results(path: Path) -> dict[str, Any]:
     if problems:
         raise UserError(f"{path} does not match {SCHEMA}: {problems[0]}")
     return data
+
+
+SCHEMA_V1 = "meshproof/results/v1"
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """An archived v1 file in the v2 shape, so reports and compare read old runs: a check skipped because the
+    mesh could not express it (v1's `unsupported: true`) is `not_supported`; v1 recorded no features."""
+    checks = []
+    for check in data.get("checks", []):
+        upgraded = {key: value for key, value in check.items() if key != "unsupported"}
+        if check.get("unsupported") and check.get("status") == "skipped":
+            upgraded["status"] = "not_supported"
+        upgraded.setdefault("features", [])
+        checks.append(upgraded)
+    run = {"unsupported_features": {}, **data.get("run", {})}
+    return {**data, "schema": SCHEMA, "run": run, "checks": checks}
 
 
 def schema_errors(data: Any) -> list[str]:

@@ -8,6 +8,8 @@ What it is for:
   shift delta that must be caught; `judge_split` turns the counts into a verdict with its p-value, the
   observed shares and their intervals; `plan_sequential` and `SequentialBinomialTest` look at the counts
   four times on the way and fail a clearly broken split early.
+- Batches for a balancer: `trials_for_hits` sizes a batch so that one endpoint of m gets enough requests
+  even when the balancer picks at random, `draws_until_hit` how long it may wait for its next one.
 - Latency overhead. `block_bootstrap_quantile_diff` gives mesh-minus-baseline quantiles with confidence
   intervals from a paired block bootstrap (consecutive requests are correlated, so requests are resampled
   in whole time blocks).
@@ -28,6 +30,39 @@ from scipy import stats
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+
+# --- batches big enough for a load balancer that spreads at random ------------------------------
+
+
+def trials_for_hits(needed: int, share: float, alpha: float) -> int:
+    """The smallest n such that n independent draws, each a hit with probability `share`, give fewer than
+    `needed` hits with probability at most alpha.
+
+    For checks that need one endpoint out of m to receive `needed` requests of a batch: round robin gives
+    it every m-th request, but a balancer may also pick at random (Istio's default LEAST_REQUEST does, for
+    requests sent one at a time: every endpoint has none in flight), which is the worst a fair balancer
+    does. A batch of trials_for_hits(needed, 1/m) is enough for either.
+    """
+    if needed < 0:
+        raise ValueError(f"needed must be >= 0, got {needed}")
+    _check_share("share", share)
+    _check_share("alpha", alpha)
+    n = needed
+    while _lower_tail(needed - 1, n, share) > alpha:
+        n += max(1, n // 20)
+    while n > needed and _lower_tail(needed - 1, n - 1, share) <= alpha:  # the overshoot of the coarse steps
+        n -= 1
+    return n
+
+
+def draws_until_hit(share: float, alpha: float) -> int:
+    """The k such that a hit of probability `share` per draw comes within k draws with probability at least
+    1 - alpha (the geometric quantile): how many requests may pass before a balancer picking at random
+    sends one to a given endpoint."""
+    _check_share("share", share)
+    _check_share("alpha", alpha)
+    return max(1, math.ceil(math.log(alpha) / math.log(1.0 - share)))
 
 
 # --- intervals and the exact binomial test -------------------------------------------------------
@@ -670,25 +705,65 @@ def block_bootstrap_quantile_diff(
     resamples of 60 pairs of 2000-sample blocks take well under a second. `seed` makes the result
     reproducible.
     """
+    levels = _levels(quantiles)
+    tail = _tail(confidence)
+    differences = _overhead_replicates(baseline_blocks, mesh_blocks, levels, resamples, np.random.default_rng(seed))
+    return _percentile_estimates(differences, levels, tail)
+
+
+def two_run_overhead_change(
+    before: tuple[Sequence[npt.ArrayLike], Sequence[npt.ArrayLike]],
+    after: tuple[Sequence[npt.ArrayLike], Sequence[npt.ArrayLike]],
+    quantiles: Sequence[float] = (0.5, 0.9, 0.99, 0.999),
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[float, Estimate]:
+    """How much the overhead changed from one run to another: overhead(after) - overhead(before) per quantile.
+
+    `before` and `after` are each (baseline blocks, mesh blocks) of one run, paired as in
+    block_bootstrap_quantile_diff. The two runs are independent, so each resample draws the pairs of each
+    run on its own (a two-sample paired block bootstrap) and takes the difference of the two resampled
+    overheads; the interval is the percentile interval of those differences. An interval excluding 0 is
+    a significant change at the confidence level *for the sampling noise within the runs*: it does not see
+    a machine that was busier during one run than the other, which shifts the overhead itself.
+    """
+    levels = _levels(quantiles)
+    tail = _tail(confidence)
+    rng = np.random.default_rng(seed)
+    later = _overhead_replicates(*after, levels, resamples, rng)
+    return _percentile_estimates(later - _overhead_replicates(*before, levels, resamples, rng), levels, tail)
+
+
+def _levels(quantiles: Sequence[float]) -> FloatArray:
+    levels = np.asarray(quantiles, dtype=np.float64)
+    if not ((levels > 0) & (levels < 1)).all():
+        raise ValueError(f"quantiles lie strictly between 0 and 1, got {list(quantiles)}")
+    return levels
+
+
+def _overhead_replicates(baseline_blocks: Sequence[npt.ArrayLike], mesh_blocks: Sequence[npt.ArrayLike],
+                         levels: FloatArray, resamples: int, rng: np.random.Generator) -> FloatArray:
+    """Row 0: mesh - baseline quantiles of the data; rows 1..resamples: of paired block resamples."""
     if len(baseline_blocks) != len(mesh_blocks):
         raise ValueError(f"blocks are paired: {len(baseline_blocks)} baseline vs {len(mesh_blocks)} mesh")
     if len(baseline_blocks) < 2:
         raise ValueError("a block bootstrap needs at least two pairs of blocks")
-    levels = np.asarray(quantiles, dtype=np.float64)
-    if not ((levels > 0) & (levels < 1)).all():
-        raise ValueError(f"quantiles lie strictly between 0 and 1, got {list(quantiles)}")
-    tail = _tail(confidence)
     if resamples < 1:
         raise ValueError(f"resamples must be positive, got {resamples}")
     count = len(baseline_blocks)
-    draws = np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count), size=resamples)
+    draws = rng.multinomial(count, np.full(count, 1 / count), size=resamples)
     weights = np.vstack([np.ones(count, dtype=np.int64), draws])  # row 0: the data themselves
-    differences = _pooled_quantiles(_sorted_blocks(mesh_blocks), weights, levels) - _pooled_quantiles(
+    differences: FloatArray = _pooled_quantiles(_sorted_blocks(mesh_blocks), weights, levels) - _pooled_quantiles(
         _sorted_blocks(baseline_blocks), weights, levels
     )
-    low, high = np.quantile(differences[1:], [tail, 1 - tail], axis=0)
+    return differences
+
+
+def _percentile_estimates(replicates: FloatArray, levels: FloatArray, tail: float) -> dict[float, Estimate]:
+    low, high = np.quantile(replicates[1:], [tail, 1 - tail], axis=0)
     return {
-        float(q): Estimate(value=float(differences[0, i]), lo=float(low[i]), hi=float(high[i]))
+        float(q): Estimate(value=float(replicates[0, i]), lo=float(low[i]), hi=float(high[i]))
         for i, q in enumerate(levels)
     }
 

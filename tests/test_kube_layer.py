@@ -209,7 +209,7 @@ def test_a_failing_test_still_deletes_its_namespace(pytester: pytest.Pytester, k
                    "MESHPROOF_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(PROJECT_DIR)}
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    outcome = pytester.runpytest_subprocess("-p", "fixtures.kube", "-p", "no:cacheprovider")
+    outcome = pytester.runpytest_subprocess("-p", "meshproof.fixtures.kube", "-p", "no:cacheprovider")
     outcome.assert_outcomes(failed=1)
     namespace = record.read_text()
     stored = objects.get(kube_cluster.api, _namespace(namespace))

@@ -5,8 +5,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from meshproof.load.analysis import MIB, LoadRun, RateResult, SloVerdict, Usage, analyse
-from meshproof.load.blocks import BlockRecord, encode, new_histogram, record
+from meshproof.load.analysis import MIB, LoadRun, RateResult, SloVerdict, Usage, analyse, quantiles_us
+from meshproof.load.blocks import BlockRecord, encode, merge_histograms, new_histogram, record, samples_us
 from meshproof.load.profile import LoadProfile
 from meshproof.load.schedule import BASELINE, MESH, Plan, Target, layout
 from meshproof.stats import Estimate
@@ -15,7 +15,7 @@ RATE = 200.0
 T0 = 1000.0
 PROFILE = LoadProfile(name="unit", rates=[RATE], duration=4.0, blocks=4, warmup=0.0, resamples=500)
 ENTRY_KEYS = {"profile", "target_rps", "achieved_rps", "duration_s", "baseline_us", "mesh_us", "overhead_us",
-              "generator_lag_us", "proxy", "valid"}
+              "generator_lag_us", "proxy", "valid", "latency_blocks"}
 
 
 def _encoded(values_us: Any) -> str:
@@ -74,6 +74,10 @@ def test_the_entry_has_exactly_the_documented_shape_and_overhead_is_mesh_minus_b
         assert overhead["ci"][0] <= overhead["value"] <= overhead["ci"][1]
     assert set(entry["generator_lag_us"]) == {"p50", "p90", "p99", "p999", "max"}
     assert entry["valid"] is True and result.valid and result.invalid == ()
+    blocks = entry["latency_blocks"]  # the raw data behind the quantiles, block pair by block pair
+    assert len(blocks["baseline"]) == len(blocks["mesh"]) == PROFILE.blocks
+    pooled = np.concatenate([samples_us(merge_histograms([text])) for text in blocks["mesh"]])
+    assert quantiles_us(pooled) == entry["mesh_us"]
 
 
 def test_a_constant_shift_is_measured_exactly_with_a_degenerate_interval() -> None:

@@ -17,11 +17,10 @@ from meshproof.load.driver import LoadGeneratorError, build_plan, measure_rate, 
 from meshproof.load.profile import LoadProfile
 from meshproof.load.schedule import BASELINE, MESH, Plan
 from meshproof.profile import Profile
+from tests.test_load_analysis import ENTRY_KEYS
 
 SHORT = LoadProfile(name="test", rates=[100.0], duration=2.0, blocks=2, warmup=0.5, connections=4,
                     request_timeout=2.0, resamples=200)
-ENTRY_KEYS = {"profile", "target_rps", "achieved_rps", "duration_s", "baseline_us", "mesh_us", "overhead_us",
-              "generator_lag_us", "proxy", "valid"}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from meshproof.stats import (
     plan_binomial,
     plan_chi_square,
     plan_sequential,
+    two_run_overhead_change,
     wilson,
 )
 
@@ -397,8 +398,47 @@ def test_bootstrap_refuses_unpaired_or_empty_blocks() -> None:
         block_bootstrap_quantile_diff(baseline, mesh, quantiles=(1.0,))
 
 
+def test_a_change_of_overhead_between_two_runs_is_found_and_no_change_is_not() -> None:
+    before = _latency_blocks(20, 1000, shift=300.0, seed=11)
+    same = _latency_blocks(20, 1000, shift=300.0, seed=12)  # another run of the same mesh
+    slower = _latency_blocks(20, 1000, shift=900.0, seed=13)  # the overhead grew by 600 us at every quantile
+    unchanged = two_run_overhead_change(before, same, quantiles=(0.5, 0.9), resamples=1000)
+    grown = two_run_overhead_change(before, slower, quantiles=(0.5, 0.9), resamples=1000)
+    for q in (0.5, 0.9):
+        assert unchanged[q].lo <= 0.0 <= unchanged[q].hi
+        assert grown[q].lo > 0 and grown[q].lo <= 600.0 <= grown[q].hi
+        one = block_bootstrap_quantile_diff(*before, quantiles=(q,), resamples=10)[q].value
+        other = block_bootstrap_quantile_diff(*slower, quantiles=(q,), resamples=10)[q].value
+        assert grown[q].value == pytest.approx(other - one)  # the point estimate is the plain difference
+
+
+def test_a_two_run_change_is_called_significant_about_as_rarely_as_stated_when_nothing_changed() -> None:
+    significant = 0
+    repeats = 60
+    for seed in range(repeats):
+        first = _latency_blocks(10, 300, shift=200.0, seed=1000 + seed)
+        second = _latency_blocks(10, 300, shift=200.0, seed=2000 + seed)
+        change = two_run_overhead_change(first, second, quantiles=(0.5,), resamples=300, seed=seed)[0.5]
+        significant += change.lo > 0 or change.hi < 0
+    assert significant <= 0.2 * repeats  # nominal 5%: 3 of 60 expected; 12 or more would mean a broken test
+
+
 def test_plans_are_frozen_records() -> None:
     plan = plan_binomial(0.1, delta=0.05, **BUDGET)
     assert isinstance(plan, BinomialPlan)
     with pytest.raises(AttributeError):
         plan.n = 1  # type: ignore[misc]
+
+
+def test_a_batch_for_a_random_balancer_gives_the_endpoint_enough_requests_with_the_stated_risk() -> None:
+    for needed, share in ((5, 0.25), (16, 0.25), (1, 1 / 3), (9, 0.5)):
+        n = stats.trials_for_hits(needed, share, 1e-4)
+        assert scipy_stats.binom.cdf(needed - 1, n, share) <= 1e-4  # enough
+        assert scipy_stats.binom.cdf(needed - 1, n - 1, share) > 1e-4  # and no more than needed
+    assert stats.trials_for_hits(0, 0.25, 1e-4) == 0
+
+
+def test_the_wait_for_a_random_pick_is_the_geometric_quantile() -> None:
+    k = stats.draws_until_hit(0.25, 1e-4)
+    assert k == 33  # (3/4)^33 = 7.5e-5 <= 1e-4 < (3/4)^32
+    assert 0.75**k <= 1e-4 < 0.75 ** (k - 1)

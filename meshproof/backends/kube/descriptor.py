@@ -1,12 +1,14 @@
 """The descriptor every cluster mesh shares: its renderer's manifests for `meshproof render`, what it needs
-on this machine for `meshproof doctor`, the options it takes (--cluster, --kube-context, --mesh-version,
---k8s-version, --keep-cluster, --echo-image) checked before anything starts, and its backend.
+on this machine for `meshproof doctor` (per cluster), the options it takes (--cluster, --kube-context,
+--mesh-version, --k8s-version, --keep-cluster, --echo-image, --manifest-hook) checked before anything
+starts, and its backend.
 
 Importing this is cheap: the backend (and the kubernetes client) is imported by `create` only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from meshproof.backends.kube.cluster_choice import choose_cluster
 from meshproof.backends.kube.manifests import Renderer, rendered
 from meshproof.backends.kube.prerequisites import cluster_tools, kube_contexts
-from meshproof.descriptor import CLUSTER_FLAGS, Descriptor, Options, Prerequisite, flag
+from meshproof.descriptor import Descriptor, Options, Prerequisite, flag
 from meshproof.errors import UserError
 from meshproof.profile import Profile
 
@@ -32,19 +34,30 @@ CLUSTER_UNSUPPORTED = {
     "pid; on a cluster the generator must run as pods beside the caller, which this version does not wire "
     "into the load suite",
 }
-#: options that only make sense on one kind of cluster
-_ONLY_ON = {"kube_context": "existing", "k8s_version": "kind", "keep_cluster": "kind"}
+#: options that only make sense on some clusters
+_ONLY_ON = {"kube_context": ("existing",), "k8s_version": ("kind",), "keep_cluster": ("kind",),
+            "echo_image": ("kind", "existing")}
+#: the Options every cluster mesh takes
+OPTIONS = frozenset({"manifest_hook", "cluster", "mesh_version", *_ONLY_ON})
+
+
+def check_cluster_options(options: Options, cluster: str) -> None:
+    """UserError for an option set that `cluster` has no use for."""
+    for option, only in _ONLY_ON.items():
+        if getattr(options, option) not in (None, False) and cluster not in only:
+            raise UserError(f"{flag(option)}: an option of --cluster {' or '.join(only)}, not --cluster {cluster}")
 
 
 def _validate(name: str, options: Options) -> None:
     from meshproof.backends.kube.kind import node_image
+    from meshproof.backends.kube.manifest_hook import load_manifest_hook
 
     cluster = choose_cluster(options.cluster, mesh=name, supported=CLUSTERS)
-    for option, only in _ONLY_ON.items():
-        if getattr(options, option) not in (None, False) and cluster != only:
-            raise UserError(f"{flag(option)}: an option of --cluster {only}, not --cluster {cluster}")
+    check_cluster_options(options, cluster)
     if cluster == "kind":
         node_image(options.k8s_version)
+    if options.manifest_hook:
+        load_manifest_hook(options.manifest_hook)
 
 
 def _create(name: str, backend: Callable[[], type[ClusterMesh]], profile: Profile, options: Options) -> ClusterMesh:
@@ -53,10 +66,9 @@ def _create(name: str, backend: Callable[[], type[ClusterMesh]], profile: Profil
 
 def _prerequisites(cli: str) -> list[Prerequisite]:
     """A kind cluster needs Docker and kind, an existing one a context; both the mesh's CLI."""
-    found = [Prerequisite(f"{tool.name} (--cluster kind)", tool.present, tool.detail, tool.how_to_get)
-             for tool in cluster_tools(("docker", "kind"))]
+    found = [dataclasses.replace(tool, clusters=("kind",)) for tool in cluster_tools(("docker", "kind"))]
     found.append(kube_contexts())
-    found += cluster_tools((cli,))
+    found += [dataclasses.replace(tool, clusters=CLUSTERS) for tool in cluster_tools((cli,))]
     return found
 
 
@@ -69,6 +81,6 @@ def cluster_descriptor(name: str, summary: str, render: Renderer, unsupported: M
         prerequisites=partial(_prerequisites, cli),
         render=partial(rendered, render),
         unsupported={**unsupported, **CLUSTER_UNSUPPORTED},
-        options=frozenset(CLUSTER_FLAGS),
+        options=OPTIONS,
         validate=partial(_validate, name),
     )

@@ -9,11 +9,11 @@ the workloads are deployed (deploy.py) and rolled out with a proxy in every mesh
 baseline is applied.
 
 `apply()`: the intents, moved into the cluster's namespaces, are rendered by the mesh's renderer (the
-manifests `meshproof render` prints), server-side applied in the renderer's order, and what the
-intents no longer name is deleted. It returns only when (1) the mesh's own signal says every proxy
-has the change (istiod's store and proxy status, Linkerd's route status) and then (2) what the intents
-make observable holds for `cluster.consecutive_successes` probe rounds in a row (consistency.py),
-both within `cluster.propagation`.
+manifests `meshproof render` prints, then edited by `--manifest-hook` if one is given), server-side
+applied in the renderer's order, and what the intents no longer name is deleted. It returns only when
+(1) the mesh's own signal says every proxy has the change (istiod's store and proxy status, Linkerd's
+route status) and then (2) what the intents make observable holds for `cluster.consecutive_successes`
+probe rounds in a row (consistency.py), both within `cluster.propagation`.
 
 `down()`: faults undone, the cluster given back (kind: deleted unless --keep-cluster; existing:
 meshproof's namespaces deleted), every tool process stopped, the run directory (kubeconfig, keys)
@@ -48,6 +48,7 @@ from meshproof.backends.kube.deploy import CONTROL_PORT
 from meshproof.backends.kube.image import build_context, tag
 from meshproof.backends.kube.integration import MeshIntegration, ObjectKey, check_version, object_key
 from meshproof.backends.kube.kind import docker_build
+from meshproof.backends.kube.manifest_hook import load_manifest_hook, run_manifest_hook
 from meshproof.backends.kube.metrics import Sample, parse
 from meshproof.backends.kube.namespaces import OUTSIDE
 from meshproof.backends.kube.pods import PodProxy, PodRef
@@ -71,6 +72,7 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         self.lease: ClusterLease = (KindLease(k8s_version=options.k8s_version, keep=options.keep_cluster)
                                     if cluster == "kind" else ExistingLease(context=options.kube_context))
         self.names = self.lease.names
+        self.manifest_hook = load_manifest_hook(options.manifest_hook) if options.manifest_hook else None
         missing = missing_tools(self.needed_tools())
         if missing:
             raise PrerequisiteError(f"--mesh {self.name} --cluster {cluster} needs {missing} "
@@ -211,6 +213,8 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
             raise
         except ValueError as exc:
             raise UserError(f"cannot render the intents for {self.name}: {exc}") from None
+        if self.manifest_hook is not None:  # --manifest-hook: break the mesh on purpose, or try a change
+            manifests = run_manifest_hook(self.manifest_hook, manifests)
         started = time.monotonic()
         wanted = {object_key(manifest): manifest for manifest in manifests}
         order = {kind: index for index, kind in enumerate(self.kind_order)}

@@ -90,5 +90,6 @@ def kube_contexts() -> Prerequisite:
     path = user_kubeconfig()
     names = contexts(path)
     detail = f"{path}: {', '.join(names)}" if names else f"no context in {path}"
-    return Prerequisite("kube context (--cluster existing)", bool(names), detail,
-                        "point KUBECONFIG at the cluster's kubeconfig, then --kube-context NAME")
+    return Prerequisite("kube context", bool(names), detail,
+                        "point KUBECONFIG at the cluster's kubeconfig, then --kube-context NAME",
+                        clusters=("existing",))

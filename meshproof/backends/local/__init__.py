@@ -26,6 +26,10 @@ def _validate(options: Options) -> None:
         from meshproof.backends.local.hook import load_hook
 
         load_hook(options.envoy_config_hook)
+    if options.mesh_version:  # installed on first use; the environment carries the choice to every worker
+        from meshproof.backends.host.envoy_release import select_release
+
+        select_release(options.mesh_version)
 
 
 def _prerequisites() -> list[Prerequisite]:
@@ -54,6 +58,6 @@ DESCRIPTOR = Descriptor(
     prerequisites=_prerequisites,
     render=_render,
     unsupported={},
-    options=frozenset({"envoy_config_hook"}),
+    options=frozenset({"envoy_config_hook", "mesh_version"}),
     validate=_validate,
 )
