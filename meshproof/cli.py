@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
     up.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     up.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION", help="as for run (local mesh)")
+    for name, keywords in RUN_FLAGS.items():
+        up.add_argument(flag(name), **keywords)
     commands.add_parser("status", help="the mesh meshproof up started: what runs, how to reach it")
     commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "controlplane":
             code = controlplane(args)
         elif args.command == "up":
-            code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
+            code = attach_commands.up(args.mesh, args.profile, Options(
+                envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS}))
         elif args.command == "status":
             code = attach_commands.status()
         elif args.command == "down":

@@ -69,7 +69,7 @@ def test_doctor_reports_envoy_and_what_the_cluster_meshes_miss(tmp_path: Path) -
     done = run_meshproof("doctor", state_dir=tmp_path)
     assert done.returncode == 0, done.stdout
     assert "ok       envoy: 1.40" in done.stdout
-    assert "MISSING  linkerd: not found on PATH" in done.stdout
+    assert "MISSING  linkerd (--cluster kind or existing): not found on PATH" in done.stdout
     assert "ok       network namespace (--cluster local)" in done.stdout  # istio runs here without a cluster
     assert run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path).returncode == 2
 

@@ -13,7 +13,7 @@ from meshproof import scenario
 from meshproof.backends.istio import cluster as istio
 from meshproof.backends.istio.cluster import IstioOnCluster
 from meshproof.backends.istio.render import render as istio_render
-from meshproof.backends.kube import acceptance, deploy, objects, readiness
+from meshproof.backends.kube import acceptance, deploy, objects, readiness, scaling
 from meshproof.backends.kube.api import Json, KubeApi
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.deploy import MeshFlavour
@@ -213,3 +213,22 @@ def test_linkerd_s_signal_is_its_policy_controller_accepting_each_route_at_its_g
     set_status(api, newer, _accepted(generation + 1, "False", "parentRef order-service: no such Service"))
     with pytest.raises(UserError, match=r"did not accept HTTPRoute .*: NoMatchingParent: parentRef order-service"):
         linkerd.wait_routes_accepted(api, [newer], timeout=1)
+
+
+def test_control_plane_down_scales_to_zero_waits_for_the_pods_to_leave_and_restores_the_replicas(
+        kube_cluster: Cluster, kube_namespace: str) -> None:
+    api = kube_cluster.api
+    control_plane = kube_cluster.apply(_deployment(kube_namespace))  # 2 replicas, standing in for istiod
+    set_status(api, control_plane, {"observedGeneration": control_plane["metadata"]["generation"], "replicas": 2,
+                                    "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2})
+    with pytest.raises(UserError, match=r"the control plane scaled to zero not ready within 0.3 s: "
+                                        r"Deployment .*/order-service-v1: 2 pods left"):
+        scaling.scale_to_zero(api, [control_plane], timeout=0.3, what="the control plane")
+    assert objects.get(api, control_plane)["spec"]["replicas"] == 0  # type: ignore[index]
+    scaling.scale(api, control_plane, 2)
+    set_status(api, control_plane, {"replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0})
+    assert scaling.scale_to_zero(api, [control_plane], timeout=1, what="the control plane") == {"order-service-v1": 2}
+    with pytest.raises(UserError, match="its controller has not seen the latest spec yet"):  # the scale is news
+        scaling.restore(api, [control_plane], {"order-service-v1": 2}, timeout=0.3, what="the control plane")
+    stored = objects.get(api, control_plane)
+    assert stored is not None and stored["spec"]["replicas"] == 2

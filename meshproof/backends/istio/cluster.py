@@ -193,6 +193,9 @@ class IstioOnCluster(ClusterMesh):
         readiness.wait_rolled_out(cluster.api, [ISTIOD], timeout=settings.install, what="istiod")
         readiness.wait_webhooks(cluster.api, [INJECTOR], timeout=settings.install, what="Istio's sidecar injector")
 
+    def control_plane(self) -> list[Json]:
+        return [ISTIOD]
+
     def support_manifests(self, names: NamespaceMap) -> list[Json]:
         return [marker_service(names)]
 

@@ -70,6 +70,10 @@ class MeshIntegration(ABC):
     def wait_ready(self, cluster: Cluster, tools: Runner, settings: ClusterSettings) -> None:
         """Until the control plane serves and its injector webhook can be called."""
 
+    @abstractmethod
+    def control_plane(self) -> list[Json]:
+        """The control plane's Deployments (what ControlPlaneDown scales to zero)."""
+
     def support_manifests(self, names: NamespaceMap) -> list[Json]:
         """Objects the mesh's signal needs beside the workloads (applied with them); none by default."""
         return []

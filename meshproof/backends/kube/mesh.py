@@ -38,7 +38,7 @@ from meshproof.backend import (
     Telemetry,
 )
 from meshproof.backends.host.ca import LocalCA
-from meshproof.backends.kube import consistency, deploy, objects, readiness
+from meshproof.backends.kube import consistency, deploy, objects, readiness, scaling
 from meshproof.backends.kube.api import Json
 from meshproof.backends.kube.calls import ClientCertificate, PodCalls, PodInstance
 from meshproof.backends.kube.cluster import Cluster
@@ -55,7 +55,7 @@ from meshproof.backends.kube.pods import PodProxy, PodRef
 from meshproof.backends.kube.prerequisites import TOOLS, missing_tools
 from meshproof.descriptor import Options
 from meshproof.errors import PrerequisiteError, UserError
-from meshproof.faults import AppError, Fault
+from meshproof.faults import AppError, ControlPlaneDown, Fault
 from meshproof.features import UnsupportedFeature
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor
@@ -64,7 +64,7 @@ from meshproof.runs import RunDir
 
 
 class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry):
-    fault_types = frozenset({AppError})
+    fault_types = frozenset({AppError, ControlPlaneDown})
 
     def __init__(self, profile: Profile, options: Options, *, cluster: str) -> None:
         self.profile = profile
@@ -91,6 +91,7 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         self.intents: tuple[Intent, ...] = ()
         self.applied: dict[ObjectKey, Json] = {}
         self.injected: list[Injected] = []
+        self.control_plane_down = False
         self.facts: dict[str, Any] = {"backend": f"{self.name}-{cluster}", **self.lease.facts}
         self.propagation: list[dict[str, Any]] = []
 
@@ -205,6 +206,9 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
     # --- configuration --------------------------------------------------------------------------------
     def apply(self, intents: Sequence[Intent]) -> None:
         cluster, proxy = self._connected()
+        if self.control_plane_down:
+            raise UserError(f"the {self.name} control plane is scaled to zero (a ControlPlaneDown fault is in force): "
+                            "no change can reach the proxies until it is undone")
         scenario_namespaces = deploy.namespaces(self.workloads)
         moved = self.names.intents(intents, scenario_namespaces)
         try:
@@ -273,11 +277,35 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
 
     # --- faults ---------------------------------------------------------------------------------------
     def inject(self, fault: Fault, instance: str) -> Injected:
-        if not isinstance(fault, AppError):
+        if isinstance(fault, ControlPlaneDown):
+            injected = self._stop_control_plane(fault, instance)
+        elif isinstance(fault, AppError):
+            injected = self.app_error(fault, instance)
+        else:
             raise UnsupportedFeature(self.name, fault.feature.name, self.unsupported[fault.feature.name])
-        injected = self.app_error(fault, instance)
         self.injected.append(injected)
         return injected
+
+    def _stop_control_plane(self, fault: ControlPlaneDown, instance: str) -> Injected:
+        """Scale the control plane's Deployments to zero; undo restores their replicas, waits for the rollout
+        and for every proxy to be served again (the mesh's own signal, through a fresh change)."""
+        cluster, proxy = self._connected()
+        if not self.lease.owns_mesh:
+            raise UnsupportedFeature(self.name, fault.feature.name, "meshproof scales no control plane it did not "
+                                     "install: on an existing cluster it changes only its own namespaces")
+        settings = self.profile.cluster
+        deployments = self.control_plane()
+        replicas = scaling.scale_to_zero(cluster.api, deployments, timeout=settings.rollout,
+                                         what=f"the {self.name} control plane")
+        self.control_plane_down = True
+
+        def undo() -> None:
+            scaling.restore(cluster.api, deployments, replicas, timeout=settings.rollout,
+                            what=f"the {self.name} control plane")
+            self.control_plane_down = False
+            self.wait_served(cluster, proxy, {}, list(self.pods.values()), self.names, settings.propagation)
+
+        return Injected(fault, instance, undo)
 
     # --- observations ---------------------------------------------------------------------------------
     def observed_identity(self, response: Response) -> ObservedIdentity:

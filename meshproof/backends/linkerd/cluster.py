@@ -205,6 +205,9 @@ class LinkerdOnCluster(ClusterMesh):
         if failed:
             raise UserError(f"linkerd check failed: {'; '.join(failed)[:600]}")
 
+    def control_plane(self) -> list[Json]:
+        return [_deployment(name) for name in CONTROL_PLANE]
+
     # --- the mesh's signal ----------------------------------------------------------------------------
     def wait_served(self, cluster: Cluster, proxy: PodProxy, applied: Mapping[ObjectKey, Json | None],
                     pods: Sequence[PodInstance], names: NamespaceMap, timeout: float) -> dict[str, object]:
