@@ -73,6 +73,7 @@ class Component:
     ldflags: tuple[str, ...]
     binary: str
     cold_build: str  # how long a build from an empty Go cache took on 2 cores, for progress lines
+    default: bool = True  # built by `meshproof controlplane build` without names (and by the test command)
 
 
 def _istio_version(pseudo_version: str) -> tuple[str, ...]:
@@ -83,11 +84,11 @@ def _istio_version(pseudo_version: str) -> tuple[str, ...]:
                 buildGitRevision=pseudo_version.rsplit("-", 1)[-1], buildHub="meshproof.local")
 
 
-def _istio(release: str, pseudo_version: str) -> tuple[Component, ...]:
+def _istio(release: str, pseudo_version: str, *, default: bool = True) -> tuple[Component, ...]:
     """pilot-discovery (istiod) and pilot-agent of one istio master snapshot, `<program>@<release>`; its
     wrapper module is tools/controlplane/istio/<release>/ (see meshproof.backends.istio.local.releases)."""
     return tuple(Component(f"{program}@{release}", f"istio/{release}", f"istio.io/istio/pilot/cmd/{program}",
-                           pseudo_version, _istio_version(pseudo_version), program, cold)
+                           pseudo_version, _istio_version(pseudo_version), program, cold, default)
                  for program, cold in (("pilot-discovery", "about 8 min"), ("pilot-agent", "about 3 min")))
 
 
@@ -96,7 +97,7 @@ COMPONENTS: dict[str, Component] = {component.name: component for component in (
     Component("kube-apiserver", "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "v1.37.2",
               _kubernetes_version("v1.37.2"), "kube-apiserver", "about 6 min on 2 idle cores"),
     *_istio("2026-08", "v0.0.0-20260827124520-eed52ebb66ad"),
-    *_istio("2026-04", "v0.0.0-20260423205519-b01690e6db7d"),
+    *_istio("2026-04", "v0.0.0-20260423205519-b01690e6db7d", default=False),  # for upgrade runs, on demand
     # the GitHub Actions workflow linter, for the nightly workflow users copy (tests/test_workflow.py)
     Component("actionlint", "actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12",
               _set("github.com/rhysd/actionlint", version="v1.7.12"), "actionlint", "about 1 min"),
@@ -244,8 +245,8 @@ def ensure_built(item: Component, *, progress: BuildProgress | None = None) -> P
 
 
 def ensure_all(names: Iterable[str] = (), *, progress: BuildProgress | None = None) -> dict[str, Path]:
-    """ensure_built for each named component (all of them when `names` is empty)."""
-    items = [component(name) for name in names] or list(COMPONENTS.values())
+    """ensure_built for each named component (the default ones when `names` is empty)."""
+    items = [component(name) for name in names] or [item for item in COMPONENTS.values() if item.default]
     return {item.name: ensure_built(item, progress=progress) for item in items}
 
 

@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     controlplane = commands.add_parser("controlplane", help="the local Kubernetes API server (etcd + kube-apiserver)")
     actions = controlplane.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="build the binaries from their pinned Go modules (or reuse them)")
-    build.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of {', '.join(builds.COMPONENTS)}")
+    build.add_argument("components", nargs="*", metavar="COMPONENT",
+                    help=f"any of {', '.join(builds.COMPONENTS)} (default: all but older istio releases)")
     check = actions.add_parser("check", help="apply every rendered manifest to a local API server and read it back")
     check.add_argument("--mesh", choices=("istio", "linkerd"), action="append", help="default: both")
     check.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")

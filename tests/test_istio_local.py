@@ -212,7 +212,7 @@ def test_with_istiod_down_the_proxies_keep_serving_what_they_were_given(local_is
 
 def test_a_config_envoy_refuses_fails_apply_with_envoys_reason(local_istio: LocalIstio) -> None:
     local_istio.reset()
-    with pytest.raises(ConfigRejected, match=r"api-gateway-0 refused istiod.s config: .*max_tokens.*invalid number"):
+    with pytest.raises(ConfigRejected, match=r"api-gateway-0 refused istiod.s config: .*max_tokens.*invalid\s+number"):
         local_istio.apply([*scenario.BASELINE, Profile().ratelimit.limit()])
     local_istio.reset()  # the baseline is accepted again, the refusal forgotten
     assert local_istio.call(scenario.API_GATEWAY, ORDERS).status == 200
