@@ -87,3 +87,12 @@ def test_doctor_lists_what_each_cluster_mesh_needs_on_each_cluster_and_how_to_ge
     assert linkerd.returncode == 2  # no cluster of Linkerd's has everything here
     assert "linkerd (--cluster kind or existing): not found on PATH" in linkerd.stdout
     assert "https://run.linkerd.io/install-edge" in linkerd.stdout
+
+
+@pytest.mark.skipif(not NO_DOCKER, reason="a Docker engine answers here: kind's prerequisites are met")
+def test_meshproof_up_takes_the_cluster_options_and_fails_in_one_line_without_docker(tmp_path: Path) -> None:
+    done = run_meshproof("up", "--mesh", "linkerd", "--cluster", "kind", "--k8s-version", "1.36", state_dir=tmp_path)
+    assert done.returncode == 2
+    assert one_error_line(done.stderr).startswith("meshproof: error: the linkerd mesh did not come up: --mesh "
+                                                  "linkerd --cluster kind needs docker (")
+    assert processes_of(tmp_path) == [] and list(tmp_path.glob("run-*")) == []

@@ -48,12 +48,13 @@ def up(mesh: str, profile_spec: str | None, options: Options) -> int:
     wait_until(settled, timeout=deadline, interval=0.05)
     state = read_state()
     if state is None or state.status != "ready":
+        failed = state is not None and bool(state.error)
         reason = state.error if state is not None and state.error else f"see {log}"
         if daemon.poll() is None:
             daemon.terminate()
             daemon.wait(timeout=profile.timeouts.startup)
         remove_state()
-        raise UserError(f"the {mesh} mesh did not come up within {deadline:.0f}s: {reason}")
+        raise UserError(f"the {mesh} mesh did not come up{'' if failed else f' within {deadline:.0f}s'}: {reason}")
     _print_state(state)
     print(f"meshproof: {mesh} mesh up (daemon pid {state.pid}); meshproof down stops it")
     return 0
