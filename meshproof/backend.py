@@ -311,10 +311,13 @@ def unsupported_reason(backend: Backend, name: str | features.Feature) -> str | 
     """None when `backend` supports the registered feature, else why not: an optional part of the contract it
     does not implement, or what it declares in `unsupported` (a capability's entry covers its details)."""
     feature = features.feature(name)
+    declared = backend.unsupported.get(feature.name)
+    if declared:  # the backend's own words say more than "it lacks the interface"
+        return declared
     interface = _INTERFACES.get(feature)
     if interface is not None and not isinstance(backend, interface):
         return f"the {backend.name} backend has no {interface.__name__} (meshproof.backend)"
     fault_type = _FAULTS.get(feature)
     if fault_type is not None and not (isinstance(backend, FaultInjection) and fault_type in backend.fault_types):
         return f"the {backend.name} backend cannot inject {fault_type.__name__}"
-    return backend.unsupported.get(feature.name) or backend.unsupported.get(feature.capability)
+    return backend.unsupported.get(feature.capability)

@@ -98,6 +98,9 @@ COMPONENTS: dict[str, Component] = {component.name: component for component in (
               _kubernetes_version("v1.37.2"), "kube-apiserver", "about 6 min on 2 idle cores"),
     *_istio("2026-08", "v0.0.0-20260827124520-eed52ebb66ad"),
     *_istio("2026-04", "v0.0.0-20260423205519-b01690e6db7d", default=False),  # for upgrade runs, on demand
+    # the GitHub Actions workflow linter, for the nightly workflow users copy (tests/test_workflow.py)
+    Component("actionlint", "actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12",
+              _set("github.com/rhysd/actionlint", version="v1.7.12"), "actionlint", "about 1 min"),
 )}
 
 
@@ -311,7 +314,8 @@ def _first_error(log: Path) -> str:
 
 def doctor_lines() -> list[str]:
     """`meshproof doctor`'s section: the Go toolchain and each binary, built or how to get it."""
-    lines = ["controlplane (a local Kubernetes API server: etcd + kube-apiserver, built from Go modules):"]
+    lines = ["controlplane (programs built from pinned Go modules: etcd + kube-apiserver for a local API server, "
+             "istiod builds, actionlint):"]
     go = shutil.which("go")
     if go is None:
         lines += ["  MISSING  go: not found on PATH", f"           get it: {GO_HOW_TO_GET}"]

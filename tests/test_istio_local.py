@@ -110,7 +110,8 @@ def test_bad_istio_options_are_one_line_before_anything_starts(tmp_path: Path, o
 def test_a_manifest_hook_option_is_refused_by_the_local_mesh(tmp_path: Path) -> None:
     done = run_meshproof("run", "--manifest-hook", "tests.hooks:drop_every_manifest", state_dir=tmp_path)
     assert done.returncode == 2
-    assert "--manifest-hook: not an option of --mesh local (it works with --mesh istio)" in one_error_line(done.stderr)
+    assert "--manifest-hook: not an option of --mesh local (it works with --mesh istio, linkerd)" in (
+        one_error_line(done.stderr))
 
 
 def test_a_manifest_hook_must_return_manifests() -> None:
@@ -120,15 +121,16 @@ def test_a_manifest_hook_must_return_manifests() -> None:
         run_manifest_hook(lambda manifests: [{"kind": "VirtualService"}], [])
 
 
-def test_without_cluster_the_kube_context_then_docker_decide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_cluster_docker_decides_and_a_kube_context_is_never_guessed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: somewhere\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    assert choose_cluster(None) == "existing"
-    assert choose_cluster("local") == "local"
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker on PATH
-    assert choose_cluster(None) == "local"
+    supported = ("local", "kind", "existing")
+    assert choose_cluster(None, mesh="istio", supported=supported) == "local"
+    assert choose_cluster("existing", mesh="istio", supported=supported) == "existing"
+    assert choose_cluster(None, mesh="linkerd", supported=("kind", "existing")) == "kind"
 
 
 def _mesh_described(out: Path) -> bool:

@@ -222,6 +222,7 @@ import os, signal
 from pathlib import Path
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.runs import RunDir
+from meshproof.shipped import CHECKOUT_DIR as PROJECT_DIR
 cluster = Cluster.existing(Path({kubeconfig!r}), run=RunDir.create("killed"))
 cluster.create_namespace({namespace!r})
 os.kill(os.getpid(), signal.SIGKILL)

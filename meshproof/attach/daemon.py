@@ -26,7 +26,7 @@ from meshproof import scenario
 from meshproof.attach import wire
 from meshproof.attach.state import UpState, remove_state
 from meshproof.backend import Backend, FaultInjection, Injected, unsupported_reason
-from meshproof.descriptor import Options
+from meshproof.descriptor import RUN_FLAGS, Options, flag
 from meshproof.errors import UserError
 from meshproof.faults import Fault
 from meshproof.features import REGISTRY
@@ -146,9 +146,12 @@ def main() -> None:
     parser.add_argument("--mesh", required=True)
     parser.add_argument("--profile")
     parser.add_argument("--envoy-config-hook")
+    for name, keywords in RUN_FLAGS.items():
+        parser.add_argument(flag(name), **keywords)
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
-    sys.exit(serve(args.mesh, args.profile, Options(envoy_config_hook=args.envoy_config_hook), args.log))
+    options = Options(envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS})
+    sys.exit(serve(args.mesh, args.profile, options, args.log))
 
 
 if __name__ == "__main__":

@@ -82,9 +82,22 @@ class KubeApi:
     def request(self, method: str, path: str, *, query: Sequence[tuple[str, str]] = (), body: Any = None,
                 content_type: str = "application/json", timeout: float = 30.0) -> Json:
         """One request; the decoded JSON answer. Raises ApiError for an error status."""
+        status, reason, data = self.send(method, path, query=query, body=body, content_type=content_type,
+                                         timeout=timeout)
+        decoded = _decode(data)
+        if not 200 <= status <= 299:
+            message = decoded.get("message") if decoded.get("kind") == "Status" else None
+            raise ApiError(method, path, status, str(decoded.get("reason") or reason),
+                           str(message or data[:300].decode(errors="replace")))
+        return decoded
+
+    def send(self, method: str, path: str, *, query: Sequence[tuple[str, str]] = (), body: Any = None,
+             content_type: str = "application/json", timeout: float = 30.0) -> tuple[int, str, bytes]:
+        """One request, whatever it answers: (status, reason, body). For answers that need not be the API
+        server's own JSON: what a pod's port returns through the pod proxy (`pods/<name>:<port>/proxy/...`)."""
         serialized = self.client.param_serialize(
             method, path, query_params=list(query), body=body, auth_settings=["BearerToken"],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            header_params={"Accept": "application/json, */*", "Content-Type": content_type},
         )
         try:
             response = self.client.call_api(*serialized, _request_timeout=timeout)
@@ -92,12 +105,7 @@ class KubeApi:
         except urllib3.exceptions.HTTPError as exc:
             raise UserError(f"cannot reach {self.description}: {exc}") from None
         self.warnings += [warning for warning in response.headers.getlist("Warning")]
-        decoded = _decode(data)
-        if not 200 <= response.status <= 299:
-            message = decoded.get("message") if decoded.get("kind") == "Status" else None
-            raise ApiError(method, path, response.status, str(decoded.get("reason") or response.reason),
-                           str(message or data[:300].decode(errors="replace")))
-        return decoded
+        return int(response.status), str(response.reason), bytes(data)
 
     def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """How `kind` in `api_version` is served; UserError when the server does not serve it."""

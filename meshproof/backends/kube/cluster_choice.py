@@ -1,17 +1,15 @@
-"""Which cluster a cluster mesh runs on (`--cluster`): `local` (etcd + kube-apiserver built here, no
-Docker), `kind` (a kind cluster of meshproof's own), or `existing` (the current kube context).
+"""Which cluster a cluster mesh runs on (`--cluster`): `kind` (a kind cluster of meshproof's own) or
+`existing` (a context of the user's kubeconfig, `--kube-context`); `local` (etcd + kube-apiserver built
+here, no Docker) for a mesh that can run on it.
 
-Without `--cluster`, the machine decides: the current kube context when there is one (the user
-pointed kubectl somewhere), else kind when a Docker engine answers, else the local control plane,
-which needs neither.
+Without `--cluster`, kind when a Docker engine answers; on a machine without one, the local control
+plane if the mesh runs there, else kind still (whose prerequisites then say what is missing). An
+existing cluster is never chosen by default: meshproof changes a cluster the user did not name.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import yaml
+from collections.abc import Sequence
 
 from meshproof.backends.kube.prerequisites import tool_status
 from meshproof.errors import UserError
@@ -19,23 +17,13 @@ from meshproof.errors import UserError
 CLUSTERS = ("local", "kind", "existing")
 
 
-def kube_context() -> str | None:
-    """The current context of the user's kubeconfig ($KUBECONFIG's first file, else ~/.kube/config)."""
-    listed = os.environ.get("KUBECONFIG", "")
-    path = Path(listed.split(os.pathsep)[0]) if listed else Path.home() / ".kube" / "config"
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    context = config.get("current-context") if isinstance(config, dict) else None
-    return str(context) if context else None
-
-
-def choose_cluster(option: str | None) -> str:
+def choose_cluster(option: str | None, *, mesh: str, supported: Sequence[str]) -> str:
     if option is not None:
         if option not in CLUSTERS:
             raise UserError(f"--cluster {option!r}: choose one of {', '.join(CLUSTERS)}")
+        if option not in supported:
+            raise UserError(f"--cluster {option}: --mesh {mesh} runs on {' or '.join(supported)}")
         return option
-    if kube_context() is not None:
-        return "existing"
-    return "kind" if tool_status("docker")[0] else "local"
+    if "local" in supported and not tool_status("docker")[0]:
+        return "local"
+    return "kind"

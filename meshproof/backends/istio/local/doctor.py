@@ -16,7 +16,7 @@ from meshproof.errors import UserError
 
 def local_prerequisites() -> list[Prerequisite]:
     able, why = netns.can_create()
-    found = [Prerequisite("network namespace (--cluster local)", able, why, "run as root (CI usually does)")]
+    found = [Prerequisite("network namespace", able, why, "run as root (CI usually does)")]
     try:
         envoy = find_envoy()
         found.append(Prerequisite("envoy", True, f"{envoy_version(envoy)} ({envoy})"))
