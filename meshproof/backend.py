@@ -302,6 +302,12 @@ class LoadTargets(ABC):
         """Targets for load from `source` to the single instance of `service` at `version`. The caller
         applies a route pinning that version first, so the mesh path ends at the baseline's app."""
 
+    @abstractmethod
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        """Where a generator standing in for `source` sends to reach `service` through the mesh: into that
+        workload's proxy, as its app would, so the intents in force (routes, retries, outlier detection) and
+        any injected fault act on every request."""
+
 
 _INTERFACES: dict[features.Feature, type[Any]] = {features.TELEMETRY: Telemetry, features.LOAD_TARGETS: LoadTargets}
 _FAULTS = {fault_type.feature: fault_type for fault_type in faults.ALL}

@@ -37,6 +37,7 @@ from meshproof.registry import create_backend
 METHODS = frozenset({
     "apply", "reset", "call", "call_batch", "call_unmeshed", "observed_identity", "instances", "attempts",
     "describe", "diagnostics", "addresses", "inject", "undo", "request_counts", "outlier_stats", "load_setup",
+    "load_target",
 })
 
 
