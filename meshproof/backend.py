@@ -285,6 +285,11 @@ class FaultInjection(ABC):
     def inject(self, fault: Fault, instance: str) -> Injected:
         """Put `fault` on one instance until its undo() or the next reset()."""
 
+    @abstractmethod
+    def undo(self, fault: Fault, instance: str) -> bool:
+        """Undo the latest fault equal to `fault` still in force on `instance`, whoever injected it (a process
+        that only knows the fault's value, such as a Chaos Toolkit rollback); False when there is none."""
+
 
 class Telemetry(ABC):
     @abstractmethod

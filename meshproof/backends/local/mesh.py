@@ -284,6 +284,14 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self.injected.append(injected)
         return injected
 
+    def undo(self, fault: Fault, instance: str) -> bool:
+        for injected in reversed(self.injected):
+            if injected.fault == fault and injected.instance == instance and not injected.undone:
+                self.injected.remove(injected)
+                injected.undo()
+                return True
+        return False
+
     def _crash_proxy(self, instance: str) -> Callable[[], None]:
         assert self.supervisor is not None
         self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
@@ -530,10 +538,16 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         return RequestCounts(total, errors)
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
+        """Summed over the service's clusters: the service-wide one and each version's subset, each with its own
+        detector (a route to v1 ejects from the v1 subset's cluster only)."""
         sidecar = self.sidecars[self._caller(source).instance.name]
         port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
-        prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
-        return {name.removeprefix(prefix): int(value) for name, value in sidecar.stats(prefix).items()}
+        totals: dict[str, int] = {}
+        for subset in ["", *self.topology.versions(service, namespace)]:
+            prefix = f"cluster.{render.cluster_name(service, namespace, port, subset)}.outlier_detection."
+            for name, value in sidecar.stats(prefix).items():
+                totals[name.removeprefix(prefix)] = totals.get(name.removeprefix(prefix), 0) + int(value)
+        return totals
 
     def addresses(self) -> dict[str, dict[str, str]]:
         return {
