@@ -111,8 +111,11 @@ def _experiment(name: str, mesh: Backend, profile: Profile, check: Check, artifa
 
 def _expect_measured(check: Check, name: str, entry: dict[str, Any]) -> None:
     """A measurement to believe: the fault was injected, each phase has requests, the generator kept time."""
-    check.expect(entry["fault"] is not None, f"chaos {name}: the experiment injected no fault (steady state before "
-                                             f"it not met? status {entry['status']})")
+    before = entry["steady_states"].get("before") or {}
+    check.expect(before.get("met", False), f"chaos {name}: the steady state did not hold before the fault, so the "
+                                           f"run is not to be believed (a busy machine?): {before.get('unmet')}")
+    check.expect(entry["fault"] is not None, f"chaos {name}: the experiment injected no fault (status "
+                                             f"{entry['status']})")
     empty = [phase for phase, numbers in entry["phases"].items() if not numbers["requests"]]
     check.expect(not empty, f"chaos {name}: no request measured {' and '.join(empty)} the fault")
     load = entry["load"]

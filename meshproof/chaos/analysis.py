@@ -104,6 +104,18 @@ def fault_window(found: Sequence[Step]) -> FaultWindow | None:
     return FaultWindow(inject.func, target, inject.start_s, inject.end_s, lifted, end, how)
 
 
+def steady_states(journal: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether each steady-state hypothesis held, and the output of every probe that did not."""
+    result: dict[str, Any] = {}
+    for when, state in (journal.get("steady_states") or {}).items():
+        if state is None or when == "during":
+            continue
+        unmet = [{"probe": run["activity"].get("name"), "output": run.get("output")}
+                 for run in state.get("probes") or [] if not run.get("tolerance_met")]
+        result[when] = {"met": bool(state.get("steady_state_met")), "unmet": unmet}
+    return result
+
+
 def _phase(window: Window, confidence: float) -> dict[str, Any]:
     rate = window.error_rate
     low, high = clopper_pearson(window.failed, window.requests, confidence) if window.requests else (None, None)
@@ -188,6 +200,7 @@ def analyse(journal: Mapping[str, Any], series: Series, profile: ChaosProfile, *
         "title": (journal.get("experiment") or {}).get("title", ""),
         "status": journal.get("status"),
         "deviated": bool(journal.get("deviated")),
+        "steady_states": steady_states(journal),
         "fault": None,
         "timeline": {"bucket_s": profile.resolution, "columns": COLUMNS, "rows": rows},
         "phases": {},
