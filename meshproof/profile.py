@@ -248,6 +248,7 @@ class ChaosProfile:
     resolution: Duration = 0.25
     request_timeout: Duration = 10.0  # Locust's own bound on one request: longer than any stall an experiment makes
     startup_timeout: Duration = 60.0  # for the generator to import Locust and spawn its users
+    warmup: Duration = 1.0  # load before the experiment's first probe: connections open, proxies warm their pools
     traffic_limit: Duration = 120.0
     probe_window: Duration = 2.0
     max_error_rate: float = 0.01

@@ -1,4 +1,4 @@
-"""The Chaos Toolkit extension as Chaos Toolkit sees it: `chaos discover`, `chaos validate`, and the experiments' shape."""
+"""The Chaos Toolkit extension as Chaos Toolkit sees it: `chaos discover`, `chaos validate`, the experiments."""
 
 import inspect
 import json

@@ -6,15 +6,19 @@ Latency bounds here are only lower bounds from the fault itself (a frozen app an
 is thawed), never upper bounds of a busy machine.
 """
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chaoslib.exceptions import ActivityFailed
 
 from meshproof import runs, scenario
 from meshproof.backend import Request, Response
 from meshproof.backends.host.disruption import connect_outcome
 from meshproof.backends.local.mesh import LocalMesh
+from meshproof.chaos import actions
+from meshproof.chaos.target import bound
 from meshproof.errors import UserError
 from meshproof.faults import (
     AppCrash,
@@ -200,3 +204,47 @@ def test_an_undo_twice_does_nothing_the_second_time(mesh: LocalMesh) -> None:
     injected.undo()
     assert mesh.apps[V2].child.popen.pid == pid
     _healthy(mesh)
+
+
+# --- the same faults through the Chaos Toolkit actions, bound to this mesh -------------------------------
+
+ACTION_ARGUMENTS = {
+    "kill_app": {"instance": V2},
+    "freeze_app": {"instance": V2, "seconds": 30.0},
+    "crash_proxy": {"instance": V2},
+    "inject_http_fault": {"caller": CALLER, "service": scenario.ORDER_SERVICE, "abort_percent": 100.0},
+    "refuse_connections": {"instance": V2},
+    "blackhole_connections": {"instance": V2},
+    "slow_version": {"service": scenario.ORDER_SERVICE, "version": "v2", "delay_s": 0.3},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(actions.UNDO))
+def test_each_chaos_action_is_undone_by_its_undo_and_a_second_undo_finds_nothing(mesh: LocalMesh, fault: str) -> None:
+    arguments = ACTION_ARGUMENTS[fault]
+    with bound(mesh, Profile()):
+        injected = getattr(actions, fault)(**arguments)
+        assert _call(mesh).status != 200 or _call(mesh).elapsed >= 0.3, f"{fault} did not disturb v2"
+        undo = getattr(actions, actions.UNDO[fault])
+        assert undo(**arguments)["undone"] == injected["instances"]
+        assert undo(**arguments)["undone"] == []
+    json.dumps(injected)  # what the journal keeps
+    _healthy(mesh)
+
+
+def test_apply_intents_and_restore_baseline_set_and_remove_the_resilience_intents(mesh: LocalMesh) -> None:
+    with bound(mesh, Profile()):
+        applied = actions.apply_intents(v1=90, v2=10, resilience="true")  # as `chaos run --var` passes it
+        assert {intent["type"] for intent in applied["intents"]} == {"Route", "OutlierPolicy"}
+        assert actions.apply_intents(v1=100, resilience=False)["intents"][0]["fields"]["rules"][0]["fields"][
+            "retries"] is None
+        with pytest.raises(ActivityFailed, match="resilience must be true or false"):
+            actions.apply_intents(resilience="maybe")
+        actions.restore_baseline()
+    assert mesh.intents == scenario.BASELINE
+
+
+def test_an_activity_without_a_mesh_fails_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(runs.STATE_VARIABLE, str(tmp_path))
+    with pytest.raises(ActivityFailed, match=r"^no mesh is up: start one with meshproof up$"):
+        actions.kill_app()
