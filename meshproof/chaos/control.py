@@ -6,7 +6,7 @@ An experiment declares it once, at its top level:
                   "arguments": {"name": "kill-v1-app", "recovery_from": "start"}}}]
 
 Before the experiment (before its first steady-state probe) it starts the load (meshproof.chaos.traffic)
-from `caller` to `service` at `path`, with the profile's chaos settings, and lets it warm up; after the
+from `caller` to `service` at `path`, with the profile's chaos settings; after the
 experiment (after the rollbacks) it stops the load, measures the experiment (meshproof.chaos.analysis)
 and adds the result to the journal as `{"name": "meshproof", "chaos": ENTRY}` in its `extensions`,
 where `meshproof run` reads it and a `chaos run` user finds it beside Chaos Toolkit's own record; the
@@ -18,7 +18,6 @@ otherwise. A load that cannot start interrupts the experiment before any fault i
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidActivity
@@ -56,8 +55,6 @@ def before_experiment_control(context: dict[str, Any], name: str = "", caller: s
     except (ActivityFailed, UserError, traffic.TrafficError) as exc:
         raise InterruptExecution(f"meshproof: the experiment's load did not start: {exc}") from None
     profile = started.profile
-    while started.now_s() < profile.warmup:  # the first probe then sees open connections, not their set-up
-        time.sleep(traffic.POLL_INTERVAL)
     logger.info(f"meshproof: load from {caller} to {service}{path} at {profile.rate:g} req/s over "
                 f"{profile.connections} connections, in {profile.resolution:g}s blocks")
 

@@ -119,9 +119,10 @@ class Traffic:
         return time.monotonic() - self.t0
 
     def window(self, seconds: float) -> Window:
-        """The last `seconds` of traffic (whole blocks), waiting first until that much has run and every block in
-        it is reported: a request still in flight (a stalled one) can hold its block up to request_timeout."""
-        while self.now_s() < seconds:
+        """The last `seconds` of traffic (whole blocks), waiting first until that much has run after the warm-up
+        (the first requests open the connections) and every block in it is reported: a request still in
+        flight (a stalled one) can hold its block up to request_timeout."""
+        while self.now_s() < self.profile.warmup + seconds:
             time.sleep(POLL_INTERVAL)
         end = self.now_s()
         if end > self.profile.traffic_limit:
