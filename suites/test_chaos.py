@@ -131,14 +131,11 @@ def _rate(entry: dict[str, Any], phase: str = "during") -> tuple[float, list[flo
     return numbers["error_rate"], numbers["ci"], text
 
 
-def _expect_absorbed(check: Check, name: str, entry: dict[str, Any], budget: Budget) -> None:
-    _, ci, text = _rate(entry)
-    check.expect(ci[1] < budget.errors, f"chaos {name}: the fault was not absorbed: {text}, not demonstrably "
-                                        f"below the budget X = {budget.errors:.2%}")
-    recovered = entry["recovery"]["s"]
-    check.expect(recovered is not None and recovered <= budget.absorb_s,
-                 f"chaos {name}: recovery from the fault's start took {recovered}s (None: never within the "
-                 f"{entry['recovery']['horizon_s']}s of the fault), more than Y = {budget.absorb_s:.2f}s")
+def _expect_only(check: Check, name: str, entry: dict[str, Any], kind: str, what: str) -> None:
+    """Every failure during the fault is `kind` (`what` the intents say causes it)."""
+    _, _, text = _rate(entry)
+    others = set(entry["phases"]["during"]["error_kinds"]) - {kind}
+    check.expect(not others, f"chaos {name}: failures other than {what}: {text}")
 
 
 def _expect_recovered_after(check: Check, name: str, entry: dict[str, Any], budget: Budget) -> None:
@@ -148,19 +145,34 @@ def _expect_recovered_after(check: Check, name: str, entry: dict[str, Any], budg
                  f"{entry['recovery']['horizon_s']}s observed), more than Y_end = {budget.after_end_s:.2f}s")
 
 
-def _absorbed_criterion(budget: Budget, confidence: float) -> str:
-    return (f"the {confidence:.0%} exact interval of the error rate during the fault lies below X, and the load is "
-            f"back within the steady state's limits within Y of the fault's start ({budget.describe()})")
+ABSORBED = [
+    pytest.param("kill-v1-app", id="kill-v1-app",
+                 marks=pytest.mark.requires(features.FAULT_APP_CRASH, features.RETRIES_RETRY_ON_CONNECT_FAILURE)),
+    pytest.param("crash-v1-proxy", id="crash-v1-proxy",
+                 marks=pytest.mark.requires(features.FAULT_PROXY_CRASH, features.RETRIES_RETRY_ON_RESET,
+                                            features.RETRIES_RETRY_ON_CONNECT_FAILURE)),
+    pytest.param("refuse-v1-port", id="refuse-v1-port",
+                 marks=pytest.mark.requires(features.FAULT_PORT_REFUSED, features.RETRIES_RETRY_ON_CONNECT_FAILURE)),
+]
 
 
-@pytest.mark.requires(features.FAULT_APP_CRASH, features.RETRIES_RETRY_ON_CONNECT_FAILURE)
-def test_killing_one_of_two_v1_apps_is_absorbed_by_retries_and_outlier_detection(
-        mesh: Backend, profile: Profile, check: Check, artifacts: Path) -> None:
-    """Killing one of two v1 apps is absorbed by retries and outlier detection."""
+@pytest.mark.parametrize("experiment", ABSORBED)
+def test_a_dead_or_refusing_v1_endpoint_is_absorbed_by_retries_and_outlier_detection(
+        experiment: str, mesh: Backend, profile: Profile, check: Check, artifacts: Path) -> None:
+    """One of two v1 endpoints killed (its app or its sidecar) or refusing connections: retries on 5xx, reset
+    and connect-failure send each failed attempt to the other endpoint, and outlier detection ejects it."""
     budget = Budget(profile)
-    check.criterion(_absorbed_criterion(budget, profile.chaos.confidence))
-    entry = _experiment("kill-v1-app", mesh, profile, check, artifacts)
-    _expect_absorbed(check, "kill-v1-app", entry, budget)
+    check.criterion(f"the {profile.chaos.confidence:.0%} exact interval of the error rate during the fault lies "
+                    f"below X, and the load is back within the steady state's limits within Y of the fault's start "
+                    f"({budget.describe()})")
+    entry = _experiment(experiment, mesh, profile, check, artifacts)
+    _, ci, text = _rate(entry)
+    check.expect(ci[1] < budget.errors, f"chaos {experiment}: the fault was not absorbed: {text}, not "
+                                        f"demonstrably below the budget X = {budget.errors:.2%}")
+    recovered = entry["recovery"]["s"]
+    check.expect(recovered is not None and recovered <= budget.absorb_s,
+                 f"chaos {experiment}: recovery from the fault's start took {recovered}s (None: never within the "
+                 f"{entry['recovery']['horizon_s']}s of the fault), more than Y = {budget.absorb_s:.2f}s")
 
 
 @pytest.mark.requires(features.FAULT_APP_CRASH)
@@ -175,27 +187,6 @@ def test_killing_one_of_two_v1_apps_without_the_resilience_intents_costs_request
     _, ci, text = _rate(entry)
     check.expect(ci[0] > budget.errors, f"chaos kill-v1-app without resilience: {text}; the control must show "
                                         f"errors above X = {budget.errors:.2%}, or the experiment proves nothing")
-
-
-@pytest.mark.requires(features.FAULT_PROXY_CRASH, features.RETRIES_RETRY_ON_RESET,
-                      features.RETRIES_RETRY_ON_CONNECT_FAILURE)
-def test_crashing_one_of_two_v1_sidecars_is_absorbed_by_retries_on_reset_and_connect_failure(
-        mesh: Backend, profile: Profile, check: Check, artifacts: Path) -> None:
-    """Crashing one of two v1 sidecars is absorbed by retries on reset and connect-failure."""
-    budget = Budget(profile)
-    check.criterion(_absorbed_criterion(budget, profile.chaos.confidence))
-    entry = _experiment("crash-v1-proxy", mesh, profile, check, artifacts)
-    _expect_absorbed(check, "crash-v1-proxy", entry, budget)
-
-
-@pytest.mark.requires(features.FAULT_PORT_REFUSED, features.RETRIES_RETRY_ON_CONNECT_FAILURE)
-def test_refused_connections_at_one_v1_endpoint_are_retried_on_the_other(
-        mesh: Backend, profile: Profile, check: Check, artifacts: Path) -> None:
-    """Refused connections at one v1 endpoint are retried on the other."""
-    budget = Budget(profile)
-    check.criterion(_absorbed_criterion(budget, profile.chaos.confidence))
-    entry = _experiment("refuse-v1-port", mesh, profile, check, artifacts)
-    _expect_absorbed(check, "refuse-v1-port", entry, budget)
 
 
 @pytest.mark.requires(features.FAULT_APP_FREEZE, features.RETRIES_PER_TRY_TIMEOUT)
@@ -231,8 +222,7 @@ def test_a_blackholed_v1_endpoint_costs_at_most_its_share_at_the_route_timeout(
     entry = _experiment("blackhole-v1-port", mesh, profile, check, artifacts)
     _, ci, text = _rate(entry)
     check.expect(ci[0] <= share, f"chaos blackhole-v1-port: {text}, more than the endpoint's share {share:.0%}")
-    kinds = set(entry["phases"]["during"]["error_kinds"])
-    check.expect(kinds <= {"HTTP 504"}, f"chaos blackhole-v1-port: failures other than the route timeout's 504: {text}")
+    _expect_only(check, "blackhole-v1-port", entry, "HTTP 504", "the route timeout's 504")
     _expect_recovered_after(check, "blackhole-v1-port", entry, budget)
 
 
@@ -255,8 +245,7 @@ def test_aborting_10_percent_at_the_callers_proxy_fails_exactly_that_share_unret
     _, _, text = _rate(entry)
     check.expect(low <= injected <= high, f"chaos abort-at-proxy: {text}; the interval at 1 - {alpha:g}, "
                                           f"{low:.2%}-{high:.2%}, does not contain the injected {injected:.0%}")
-    kinds = set(entry["phases"]["during"]["error_kinds"])
-    check.expect(kinds <= {"HTTP 503"}, f"chaos abort-at-proxy: failures other than the abort's 503: {text}")
+    _expect_only(check, "abort-at-proxy", entry, "HTTP 503", "the abort's 503")
     _expect_recovered_after(check, "abort-at-proxy", entry, budget)
 
 
@@ -297,6 +286,5 @@ def test_a_slow_canary_fails_its_share_at_the_route_timeout_and_trips_the_rollou
     low, high = _share_interval(entry, alpha)
     check.expect(low <= weight <= high, f"chaos slow-canary: {text}; the interval at 1 - {alpha:g}, "
                                         f"{low:.2%}-{high:.2%}, does not contain v2's weight {weight:.0%}")
-    kinds = set(entry["phases"]["during"]["error_kinds"])
-    check.expect(kinds <= {"HTTP 504"}, f"chaos slow-canary: failures other than the route timeout's 504: {text}")
+    _expect_only(check, "slow-canary", entry, "HTTP 504", "the route timeout's 504")
     _expect_recovered_after(check, "slow-canary", entry, budget)

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import run_meshproof
 from tests.mutation import assert_red
 
-CHECK = "killing_one_of_two_v1_apps_is_absorbed_by_retries_and_outlier_detection"
+CHECK = "a_dead_or_refusing_v1_endpoint_is_absorbed_by_retries_and_outlier_detection[kill-v1-app]"
 
 
 @pytest.mark.solo
