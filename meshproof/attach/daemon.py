@@ -25,7 +25,7 @@ import psutil
 from meshproof import scenario
 from meshproof.attach import wire
 from meshproof.attach.state import UpState, remove_state
-from meshproof.backend import Backend, FaultInjection, Injected, unsupported_reason
+from meshproof.backend import Backend, FaultInjection, unsupported_reason
 from meshproof.descriptor import RUN_FLAGS, Options, flag
 from meshproof.errors import UserError
 from meshproof.faults import Fault
@@ -37,6 +37,7 @@ from meshproof.registry import create_backend
 METHODS = frozenset({
     "apply", "reset", "call", "call_batch", "call_unmeshed", "observed_identity", "instances", "attempts",
     "describe", "diagnostics", "addresses", "inject", "undo", "request_counts", "outlier_stats", "load_setup",
+    "load_target",
 })
 
 
@@ -45,31 +46,24 @@ class Owner:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.injected: list[Injected] = []
 
-    def inject(self, fault: Fault, instance: str) -> dict[str, Any]:
+    def _faults(self) -> FaultInjection:
         if not isinstance(self.backend, FaultInjection):
             raise UserError(f"the {self.backend.name} backend cannot inject faults")
-        self.injected.append(self.backend.inject(fault, instance))
+        return self.backend
+
+    def inject(self, fault: Fault, instance: str) -> dict[str, Any]:
+        self._faults().inject(fault, instance)
         return {"fault": wire.encode(fault), "instance": instance}
 
     def undo(self, fault: Fault, instance: str) -> bool:
         """Undo the latest fault equal to `fault` still in force on `instance`; False when there is none."""
-        for injected in reversed(self.injected):
-            if injected.fault == fault and injected.instance == instance and not injected.undone:
-                injected.undo()
-                self.injected.remove(injected)
-                return True
-        return False
-
-    def reset(self) -> None:
-        self.injected.clear()  # the backend's reset undoes them
-        self.backend.reset()
+        return self._faults().undo(fault, instance)
 
     def invoke(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if method not in METHODS:
             raise UserError(f"the mesh's control API has no method {method!r}")
-        target = self if method in ("inject", "undo", "reset") else self.backend
+        target = self if method in ("inject", "undo") else self.backend
         function = getattr(target, method, None)
         if function is None:
             raise UserError(f"the {self.backend.name} backend has no {method}()")

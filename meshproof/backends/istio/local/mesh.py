@@ -333,8 +333,10 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         elif isinstance(fault, ProxyCrash):
             self._crash(instance)
             injected = Injected(fault, instance, lambda: self._restart({instance}))
-        else:
+        elif isinstance(fault, AppError):
             injected = self.app_error(fault, instance)
+        else:
+            raise UserError(f"the local Istio mesh cannot inject {type(fault).__name__} yet")
         self.injected.append(injected)
         return injected
 
@@ -415,6 +417,13 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return LoadSetup(baseline=LoadTarget(f"http://127.0.0.1:{server.app_port}", f"{service}.{namespace}"),
                          mesh=LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}"),
                          proxies=proxies)
+
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        if not self.topology.of_service(service, namespace):
+            raise UserError(f"no service {service}.{namespace} in the local Istio mesh")
+        client = self._caller(source).instance
+        outbound = self.placements[client.name].outbound_address
+        return LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}")
 
     def addresses(self) -> dict[str, dict[str, str]]:
         """Inside the mesh's network namespace: `nsenter --net=/proc/<istiod pid>/ns/net` reaches them."""
