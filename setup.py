@@ -14,7 +14,7 @@ from setuptools.command.build_py import build_py
 
 MAPPED_PACKAGES = {"meshproof.suites": "suites", "meshproof.fixtures": "fixtures"}
 #: repository folder -> folder inside the installed package (meshproof.shipped reads the same table)
-DATA_FOLDERS = {"profiles": "profiles", "loadprofiles": "loadprofiles", "chaos": "chaos",
+DATA_FOLDERS = {"profiles": "profiles", "loadprofiles": "loadprofiles", "chaos": "experiments",
                 "tools/controlplane": "gomodules"}
 
 

@@ -285,6 +285,19 @@ class FaultInjection(ABC):
     def inject(self, fault: Fault, instance: str) -> Injected:
         """Put `fault` on one instance until its undo() or the next reset()."""
 
+    #: the faults in force, in the order they were injected (a backend appends what inject() returns)
+    injected: list[Injected]
+
+    def undo(self, fault: Fault, instance: str) -> bool:
+        """Undo the latest fault equal to `fault` still in force on `instance`, whoever injected it (a process
+        that only knows the fault's value, such as a Chaos Toolkit rollback); False when there is none."""
+        for injected in reversed(self.injected):
+            if injected.fault == fault and injected.instance == instance and not injected.undone:
+                self.injected.remove(injected)
+                injected.undo()
+                return True
+        return False
+
 
 class Telemetry(ABC):
     @abstractmethod
@@ -301,6 +314,12 @@ class LoadTargets(ABC):
     def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
         """Targets for load from `source` to the single instance of `service` at `version`. The caller
         applies a route pinning that version first, so the mesh path ends at the baseline's app."""
+
+    @abstractmethod
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        """Where a generator standing in for `source` sends to reach `service` through the mesh: into that
+        workload's proxy, as its app would, so the intents in force (routes, retries, outlier detection) and
+        any injected fault act on every request."""
 
 
 _INTERFACES: dict[features.Feature, type[Any]] = {features.TELEMETRY: Telemetry, features.LOAD_TARGETS: LoadTargets}

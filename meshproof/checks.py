@@ -13,7 +13,7 @@ from typing import Any
 from meshproof.results import CheckRecord
 
 ProgressSink = Callable[[str, str], None]  # (check id, text)
-LoadSink = Callable[[dict[str, Any]], None]  # receives one entry of results.json's "load" list
+LoadSink = Callable[[dict[str, Any]], None]  # receives one entry of results.json's "load" (or "chaos") list
 
 
 class CheckFailed(AssertionError):
@@ -22,10 +22,11 @@ class CheckFailed(AssertionError):
 
 class Check:
     def __init__(self, record: CheckRecord, progress: ProgressSink | None = None,
-                 load_sink: LoadSink | None = None) -> None:
+                 load_sink: LoadSink | None = None, chaos_sink: LoadSink | None = None) -> None:
         self.record = record
         self._progress = progress
         self._load_sink = load_sink
+        self._chaos_sink = chaos_sink
 
     @property
     def id(self) -> str:
@@ -56,6 +57,11 @@ class Check:
         """One load measurement for results.json's `load` list (see meshproof.load for its shape)."""
         if self._load_sink is not None:
             self._load_sink({"check": self.record.id, **entry})
+
+    def record_chaos(self, entry: dict[str, Any]) -> None:
+        """One chaos experiment's measurement for results.json's `chaos` list (see meshproof.chaos.analysis)."""
+        if self._chaos_sink is not None:
+            self._chaos_sink({"check": self.record.id, **entry})
 
     def progress(self, text: str) -> None:
         """How far a long phase is ("sampled 4000/12000"); shown on a terminal, silent in CI."""

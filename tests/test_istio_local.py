@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_the_private_network_has_only_loopback_and_keeps_its_listeners_inside() 
     network = PrivateNetwork()
     network.enter()
     try:
-        interfaces = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+        interfaces = [name for _, name in socket.if_nameindex()]  # of this thread's namespace
         listener = socket.create_server(("0.0.0.0", 0))  # a wildcard bind, as pilot-agent's status server
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.42", port), timeout=2):
@@ -86,7 +87,7 @@ def test_the_private_network_has_only_loopback_and_keeps_its_listeners_inside() 
     finally:
         network.leave()
     try:
-        assert [line.split(":")[1].strip() for line in interfaces.splitlines()] == ["lo"]
+        assert interfaces == ["lo"]
         with pytest.raises(OSError):  # from the host's network, the listener does not exist
             socket.create_connection(("127.0.0.42", port), timeout=2).close()
     finally:
@@ -139,7 +140,10 @@ def _mesh_described(out: Path) -> bool:
         return False
 
 
-def test_sigterm_mid_check_on_real_istio_stops_every_process(tmp_path: Path) -> None:
+@contextmanager
+def _stalled_istio_run(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `meshproof run --mesh istio` hanging in its first check (after the mesh is up and described);
+    killed whatever the test does with it."""
     require_local_istio()
     state, out = tmp_path / "state", tmp_path / "out"
     env = {**os.environ, "MESHPROOF_STATE_DIR": str(state)}
@@ -155,15 +159,32 @@ def test_sigterm_mid_check_on_real_istio_stops_every_process(tmp_path: Path) -> 
         assert runner.poll() is None, (tmp_path / "runner.log").read_text()
         assert wait_until(lambda: _mesh_described(out), timeout=120)  # up, and into the first check
         time.sleep(1.0)
-        runner.send_signal(signal.SIGTERM)
-        assert runner.wait(timeout=60) == 130, (tmp_path / "runner.log").read_text()
+        yield runner
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-    assert processes_of(state) == []
-    assert list(state.glob("run-*")) == []  # etcd's data, the keys, the kubeconfig: gone
-    assert json.loads((out / "results.json").read_text())["run"]["interrupted"] is True
+
+
+def test_sigterm_mid_check_on_real_istio_stops_every_process(tmp_path: Path) -> None:
+    with _stalled_istio_run(tmp_path) as runner:
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=60) == 130, (tmp_path / "runner.log").read_text()
+    assert processes_of(tmp_path / "state") == []
+    assert list((tmp_path / "state").glob("run-*")) == []  # etcd's data, the keys, the kubeconfig: gone
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["run"]["interrupted"] is True
+
+
+def test_sigkill_of_the_runner_on_real_istio_takes_every_process_with_it(tmp_path: Path) -> None:
+    """Envoys included: pilot-agent gives them no parent-death signal, meshproof's wrapper does."""
+    state = tmp_path / "state"
+    with _stalled_istio_run(tmp_path) as runner:
+        runner.kill()
+        runner.wait()
+    assert wait_until(lambda: processes_of(state) == [], timeout=15), [p.name() for p in processes_of(state)]
+    done = run_meshproof("cleanup", state_dir=state)
+    assert done.returncode == 0 and "removed run-" in done.stdout
+    assert list(state.glob("run-*")) == []
 
 
 @pytest.fixture(scope="module")

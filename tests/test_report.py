@@ -127,6 +127,8 @@ def chaos_entry(recovery_s: float = 1.8) -> dict[str, Any]:
     rows = [[t / 2, 50, 20 if 5 <= t / 2 < 5 + recovery_s else 0, 0.8 + (t / 2 >= 5), 2.0 + 3 * (t / 2 >= 5)]
             for t in range(30)]
     return {"check": "chaos.a_crashed_proxy_is_routed_around", "experiment": "kill-one-v1-proxy",
+            "status": "completed", "deviated": False, "journal": "artifacts/kill-one-v1-proxy.journal.json",
+            "phases": {}, "recovery": {"from": "start", "s": recovery_s, "resolution_s": 0.5},
             "title": "callers route around a crashed proxy", "fault": {"kind": "proxy_crash",
                                                                        "target": "order-service-v1-0",
                                                                        "start_s": 5.0, "end_s": 10.0},

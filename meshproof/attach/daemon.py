@@ -25,7 +25,7 @@ import psutil
 from meshproof import scenario
 from meshproof.attach import wire
 from meshproof.attach.state import UpState, remove_state
-from meshproof.backend import Backend, FaultInjection, Injected, unsupported_reason
+from meshproof.backend import Backend, FaultInjection, unsupported_reason
 from meshproof.descriptor import RUN_FLAGS, Options, flag
 from meshproof.errors import UserError
 from meshproof.faults import Fault
@@ -37,6 +37,7 @@ from meshproof.registry import create_backend
 METHODS = frozenset({
     "apply", "reset", "call", "call_batch", "call_unmeshed", "observed_identity", "instances", "attempts",
     "describe", "diagnostics", "addresses", "inject", "undo", "request_counts", "outlier_stats", "load_setup",
+    "load_target",
 })
 
 
@@ -45,31 +46,24 @@ class Owner:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.injected: list[Injected] = []
 
-    def inject(self, fault: Fault, instance: str) -> dict[str, Any]:
+    def _faults(self) -> FaultInjection:
         if not isinstance(self.backend, FaultInjection):
             raise UserError(f"the {self.backend.name} backend cannot inject faults")
-        self.injected.append(self.backend.inject(fault, instance))
+        return self.backend
+
+    def inject(self, fault: Fault, instance: str) -> dict[str, Any]:
+        self._faults().inject(fault, instance)
         return {"fault": wire.encode(fault), "instance": instance}
 
     def undo(self, fault: Fault, instance: str) -> bool:
         """Undo the latest fault equal to `fault` still in force on `instance`; False when there is none."""
-        for injected in reversed(self.injected):
-            if injected.fault == fault and injected.instance == instance and not injected.undone:
-                injected.undo()
-                self.injected.remove(injected)
-                return True
-        return False
-
-    def reset(self) -> None:
-        self.injected.clear()  # the backend's reset undoes them
-        self.backend.reset()
+        return self._faults().undo(fault, instance)
 
     def invoke(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if method not in METHODS:
             raise UserError(f"the mesh's control API has no method {method!r}")
-        target = self if method in ("inject", "undo", "reset") else self.backend
+        target = self if method in ("inject", "undo") else self.backend
         function = getattr(target, method, None)
         if function is None:
             raise UserError(f"the {self.backend.name} backend has no {method}()")
@@ -111,10 +105,14 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     backend: Backend | None = None
+    # Bound before up(): a backend may move this thread into a network namespace of its own (the local
+    # Istio mesh does); the socket stays in the host's, where attached processes connect. It serves
+    # nothing until serve_forever(), by when it has its handler.
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     try:
         backend = create_backend(mesh, load_profile(profile_spec), options)
         backend.up(scenario.WORKLOADS, scenario.BASELINE)
-        server = HTTPServer(("127.0.0.1", 0), _handler(Owner(backend)))
+        server.RequestHandlerClass = _handler(Owner(backend))
         state.control_url = f"http://127.0.0.1:{server.server_address[1]}"
         state.run, state.addresses = backend.describe(), backend.addresses()
         state.unsupported = {name: reason for name in REGISTRY
@@ -129,6 +127,7 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     except KeyboardInterrupt:
         pass
     finally:
+        server.server_close()
         if backend is not None:
             backend.down()
         if state.status != "failed":

@@ -20,6 +20,7 @@ from meshproof.backend import (
     FaultInjection,
     Injected,
     LoadSetup,
+    LoadTarget,
     LoadTargets,
     ObservedIdentity,
     RawOutcome,
@@ -124,6 +125,10 @@ class RemoteMesh(Backend, FaultInjection, Telemetry, LoadTargets):
 
     def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
         result: LoadSetup = self._rpc("load_setup", source, service, version, namespace)
+        return result
+
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        result: LoadTarget = self._rpc("load_target", source, service, namespace)
         return result
 
 

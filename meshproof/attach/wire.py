@@ -23,7 +23,7 @@ _TYPES: dict[str, type[Any]] = {
     for cls in (
         intent.MtlsPolicy, intent.AuthzPolicy, intent.Rule, intent.Route, intent.RouteRule, intent.Retry,
         intent.HeaderMatch, intent.OutlierPolicy, intent.ConnectionPool, intent.RateLimit, intent.Identity,
-        faults.ProxyCrash, faults.AppError, faults.ControlPlaneDown,
+        *faults.ALL,
         backend.Request, backend.Response, backend.Tally, backend.TraceRow, backend.RawOutcome,
         backend.ObservedIdentity, backend.LoadSetup, backend.LoadTarget, backend.RequestCounts,
     )

@@ -150,44 +150,80 @@ class _Generator:
         return LoadGeneratorError(f"{message} (log tails: {tails})")
 
 
+class RunningPlan:
+    """A plan's Locust processes, running in the background; `poll()` takes in what they reported so far.
+
+    `run_plan` drives one to its end; a chaos experiment keeps one sending for as long as the experiment
+    runs and stops it early (meshproof.chaos.traffic). Stopping ends the processes and removes the run
+    directory; blocks already reported are kept.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.run_dir = RunDir.create("load")
+        self.supervisor = Supervisor(self.run_dir)
+        self.started = time.monotonic()
+        self.deadline = self.started + plan.startup_timeout + plan.length + plan.request_timeout
+        try:
+            self.generator = _Generator(plan, self.run_dir, self.supervisor)
+        except BaseException:
+            self.supervisor.stop_all()
+            self.run_dir.remove()
+            raise
+
+    def poll(self) -> bool:
+        """Read the events written since the last call; True once the generator is done. Raises
+        LoadGeneratorError when it failed, exited early, or overran its deadline."""
+        generator = self.generator
+        ended = generator.children[0].exited() is not None  # checked before reading: its last events count
+        generator.read()
+        if generator.locust_stats is not None:
+            return True
+        exits = {child.name: child.exited() for child in generator.children if child.exited() is not None}
+        if ended or any(exits.values()):
+            raise generator.failure(f"the load generator exited before it finished (exit codes: "
+                                    f"{', '.join(f'{name} {code}' for name, code in exits.items())})")
+        if time.monotonic() > self.deadline:
+            raise generator.failure(f"the load run at {self.plan.rate:g} req/s did not finish within "
+                                    f"{self.deadline - self.started:.0f}s")
+        return False
+
+    @property
+    def t0(self) -> float | None:
+        """When the schedule began (CLOCK_MONOTONIC); None until the generator said so."""
+        return self.generator.t0
+
+    def blocks(self) -> tuple[BlockRecord, ...]:
+        """The blocks reported so far, by index (a block is reported once its last request finished)."""
+        return tuple(self.generator.blocks[index] for index in sorted(self.generator.blocks))
+
+    def processes(self) -> dict[str, int]:
+        return {child.name: child.popen.pid for child in self.generator.children}
+
+    def stop(self) -> None:
+        self.generator.events.close()
+        self.supervisor.stop_all()
+        self.run_dir.remove()
+
+
 def run_plan(plan: Plan, proxies: Mapping[str, int], *, progress: Progress | None = None) -> LoadRun:
     """Run `plan` with Locust in its own processes; sample `proxies` (name -> pid) meanwhile."""
-    run_dir = RunDir.create("load")
-    supervisor = Supervisor(run_dir)
-    generator: _Generator | None = None
+    running = RunningPlan(plan)
     try:
-        generator = _Generator(plan, run_dir, supervisor)
         sampler = _Sampler(dict(proxies))
-        started = time.monotonic()
-        deadline = started + plan.startup_timeout + plan.length + plan.request_timeout
         shown = ""
-        while True:
-            ended = generator.children[0].exited() is not None  # checked before reading: its last events count
-            generator.read()
-            if generator.locust_stats is not None:
-                break
-            exits = {child.name: child.exited() for child in generator.children if child.exited() is not None}
-            if ended or any(exits.values()):
-                raise generator.failure(f"the load generator exited before it finished (exit codes: "
-                                        f"{', '.join(f'{name} {code}' for name, code in exits.items())})")
-            sampler.pids.update({child.name: child.popen.pid for child in generator.children})
+        while not running.poll():
+            sampler.pids.update(running.processes())
             sampler.sample()
-            text = "" if generator.t0 is None else _progress_text(plan, time.monotonic() - generator.t0)
+            text = "" if running.t0 is None else _progress_text(plan, time.monotonic() - running.t0)
             if progress is not None and text != shown:
                 progress(text)
                 shown = text
-            if time.monotonic() > deadline:
-                raise generator.failure(f"the load run at {plan.rate:g} req/s did not finish within "
-                                        f"{deadline - started:.0f}s")
             time.sleep(SAMPLE_INTERVAL)
         sampler.sample()
-        assert generator.t0 is not None
-        blocks = tuple(generator.blocks[index] for index in sorted(generator.blocks))
-        return LoadRun(plan, generator.t0, blocks, sampler.of(list(proxies)),
-                       sampler.of([child.name for child in generator.children]), generator.locust_stats,
-                       time.monotonic() - started)
+        assert running.t0 is not None and running.generator.locust_stats is not None
+        return LoadRun(plan, running.t0, running.blocks(), sampler.of(list(proxies)),
+                       sampler.of(list(running.processes())), running.generator.locust_stats,
+                       time.monotonic() - running.started)
     finally:
-        if generator is not None:
-            generator.events.close()
-        supervisor.stop_all()
-        run_dir.remove()
+        running.stop()

@@ -112,6 +112,13 @@ def layout(*, warmup: float, block_length: float, pairs: int) -> tuple[Block, ..
     return tuple(blocks)
 
 
+def series(target: str, *, block_length: float, until: float) -> tuple[Block, ...]:
+    """Back-to-back blocks of `block_length` on one path until `until`: a time series rather than a comparison
+    (a chaos experiment's load; no block belongs to a baseline/mesh pair)."""
+    count = math.ceil(until / block_length)
+    return tuple(Block(index, target, index * block_length, (index + 1) * block_length, None) for index in range(count))
+
+
 def arrivals(rate: float, until: float, arrival: str, seed: int) -> npt.NDArray[np.float64]:
     """Due times in [0, until): every 1/rate s, or a Poisson process of that rate (exponential gaps)."""
     if arrival == "constant":

@@ -33,6 +33,11 @@ CLUSTER_UNSUPPORTED = {
     "mesh.load_targets": "the load suite drives Locust from the runner and samples the proxies' CPU by host "
     "pid; on a cluster the generator must run as pods beside the caller, which this version does not wire "
     "into the load suite",
+    **dict.fromkeys(
+        ("mesh.fault.app_crash", "mesh.fault.app_freeze", "mesh.fault.app_delay", "mesh.fault.http",
+         "mesh.fault.port_refused", "mesh.fault.port_blackholed"),
+        "the local mesh's process and listener faults have no cluster form in this version; on a cluster the "
+        "chaos actions kill pods, freeze containers and scale the control plane instead (meshproof.chaos)"),
 }
 #: options that only make sense on some clusters
 _ONLY_ON = {"kube_context": ("existing",), "k8s_version": ("kind",), "keep_cluster": ("kind",),

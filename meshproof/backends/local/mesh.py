@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import psutil
 
@@ -32,6 +32,7 @@ from meshproof.backend import (
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import LocalCA, Svid
 from meshproof.backends.host.calls import EchoCalls
+from meshproof.backends.host.disruption import Blackhole, Freeze, connect_outcome
 from meshproof.backends.host.envoy import envoy_version, find_envoy
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
@@ -40,7 +41,19 @@ from meshproof.backends.local.hook import ConfigHook, run_hook
 from meshproof.backends.local.render import SidecarFiles
 from meshproof.backends.local.sidecar import Pending, Sidecar
 from meshproof.errors import UserError
-from meshproof.faults import AppError, Fault, ProxyCrash
+from meshproof.faults import (
+    ALL,
+    AppCrash,
+    AppDelay,
+    AppError,
+    AppFreeze,
+    ControlPlaneDown,
+    Fault,
+    HttpFault,
+    PortBlackholed,
+    PortRefused,
+    ProxyCrash,
+)
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -52,7 +65,7 @@ XFCC = "x-forwarded-client-cert"
 class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "local"
     overflow_marker = ("x-envoy-overloaded", "true")
-    fault_types = frozenset({ProxyCrash, AppError})
+    fault_types = frozenset(ALL) - {ControlPlaneDown}  # its proxies read files: there is no control plane
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -70,8 +83,15 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.intents: tuple[Intent, ...] = ()
         self.foreign_client: Svid | None = None
         self.startup: dict[str, Any] = {}
-        self.crashed: set[str] = set()
+        self.crashed: set[str] = set()  # sidecars down (ProxyCrash)
         self.injected: list[Injected] = []
+        # the other faults in force, by instance (see inject())
+        self.app_faults: dict[str, AppError | AppDelay] = {}
+        self.crashed_apps: set[str] = set()
+        self.freezes: dict[str, Freeze] = {}
+        self.http_faults: dict[str, list[HttpFault]] = {}
+        self.inbound_closed: set[str] = set()
+        self.blackholes: dict[str, Blackhole] = {}
         self._envoy_version = ""
         self._bootstraps: dict[str, dict[str, Any]] = {}
 
@@ -104,9 +124,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         started = time.monotonic()
         logs = run.path / "logs"
         for instance in instances:
-            outbound = f"127.0.0.1:{instance.outbound_port}"
-            self.apps[instance.name] = EchoApp.start(supervisor, instance, outbound=outbound, logs=logs,
-                                                     timeout=self.profile.timeouts.control)
+            self.apps[instance.name] = self._start_app(instance)
             svid = svids[instance.identity]
             files = SidecarFiles(svid.cert, svid.key, ca.root, run.path / "xds" / instance.name)
             self.sidecars[instance.name] = Sidecar(
@@ -139,6 +157,11 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.intents = baseline
         self._record_startup(started, sidecar_started, ready_at)
 
+    def _start_app(self, instance: Instance) -> EchoApp:
+        assert self.supervisor is not None and self.run is not None
+        return EchoApp.start(self.supervisor, instance, outbound=f"127.0.0.1:{instance.outbound_port}",
+                             logs=self.run.path / "logs", timeout=self.profile.timeouts.control)
+
     def _record_startup(self, started: float, sidecar_started: dict[str, float], ready_at: dict[str, float]) -> None:
         rss = {}
         for name, sidecar in self.sidecars.items():
@@ -153,6 +176,12 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
     def down(self) -> None:
         """Stop everything this mesh started; safe to call twice and after a failed `up()`."""
+        for freeze in self.freezes.values():  # a stopped process would sit out SIGTERM until SIGKILL
+            freeze.thaw()
+        for hole in self.blackholes.values():
+            hole.close()
+        self.freezes.clear()
+        self.blackholes.clear()
         if self.supervisor is not None:
             self.supervisor.stop_all(grace=self.profile.timeouts.shutdown_grace)
         for app in self.apps.values():
@@ -178,7 +207,9 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         configs = {}
         for name, sidecar in self.sidecars.items():
             try:
-                rendered = render.render(sidecar.instance, self.topology, intents, sidecar.files)
+                rendered = render.render(sidecar.instance, self.topology, intents, sidecar.files,
+                                         http_faults=self.http_faults.get(name, ()),
+                                         inbound=name not in self.inbound_closed)
             except ValueError as exc:
                 raise UserError(f"cannot render the intents for the local mesh: {exc}") from None
             workload = sidecar.instance.workload.name
@@ -194,10 +225,15 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             pending = [  # a crashed sidecar reads its files when it comes back; nothing to wait for now
                 (sidecar, push)
                 for name, sidecar in self.sidecars.items()
-                if (push := sidecar.write(kind, configs[name][kind])) is not None and name not in self.crashed
+                if (push := sidecar.write(kind, configs[name][kind])) is not None and self._serves(name, kind)
             ]
             self._wait_served(pending)
         self.intents = tuple(intents)
+
+    def _serves(self, name: str, kind: str) -> bool:
+        """Whether sidecar `name` is running a subscription to `kind` now (one without its inbound listener
+        does not read inbound routes until the listener is back)."""
+        return name not in self.crashed and not (kind == "rds_inbound" and name in self.inbound_closed)
 
     def _wait_served(self, pending: list[tuple[Sidecar, Pending]]) -> None:
         waiting = list(pending)
@@ -218,19 +254,137 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.reset_apps()
 
     def inject(self, fault: Fault, instance: str) -> Injected:
+        """Each fault acts on exactly one process or one sidecar's config (meshproof.faults says which)."""
         if instance not in self.sidecars:
             raise UserError(f"no instance {instance!r} in the local mesh")
-        if isinstance(fault, ProxyCrash):
-            assert self.supervisor is not None
-            self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
-            self.crashed.add(instance)
-            injected = Injected(fault, instance, lambda: self._restart_crashed({instance}))
-        elif isinstance(fault, AppError):
-            injected = self.app_error(fault, instance)
-        else:
-            raise UserError(f"the local mesh cannot inject {type(fault).__name__}")
+        match fault:
+            case ProxyCrash():
+                undo = self._crash_proxy(instance)
+            case AppError() | AppDelay():
+                undo = self._set_app_fault(fault, instance)
+            case AppCrash():
+                undo = self._crash_app(instance)
+            case AppFreeze():
+                undo = self._freeze_app(fault, instance)
+            case HttpFault():
+                undo = self._add_http_fault(fault, instance)
+            case PortRefused() | PortBlackholed():
+                undo = self._close_inbound(fault, instance)
+            case ControlPlaneDown():
+                raise UserError("the local mesh has no control plane to stop: its proxies read files")
+            case _:
+                assert_never(fault)
+        injected = Injected(fault, instance, undo)
         self.injected.append(injected)
         return injected
+
+    def _crash_proxy(self, instance: str) -> Callable[[], None]:
+        assert self.supervisor is not None
+        self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
+        self.crashed.add(instance)
+        return lambda: self._restart_crashed({instance})
+
+    def _set_app_fault(self, fault: AppError | AppDelay, instance: str) -> Callable[[], None]:
+        if instance in self.app_faults:
+            raise UserError(f"{instance}'s app already has {self.app_faults[instance]} in force: undo it first")
+        self._post_app_fault(instance, fault)
+        self.app_faults[instance] = fault
+
+        def heal() -> None:
+            self.app_faults.pop(instance, None)
+            if instance not in self.crashed_apps:  # a crashed app comes back without it
+                self._post_app_fault(instance, None)
+
+        return heal
+
+    def _post_app_fault(self, instance: str, fault: AppError | AppDelay | None) -> None:
+        """The echo app's instance-wide fault (meshproof.workloads.echo `/fault`): one at a time."""
+        payload = {} if fault is None else {"status": fault.status} if isinstance(fault, AppError) else {
+            "delay": fault.seconds}
+        self.apps[instance].control.post("/fault", json=payload).raise_for_status()
+
+    def _app_untouched(self, instance: str) -> None:
+        if instance in self.crashed_apps or (instance in self.freezes and self.freezes[instance].stopped):
+            raise UserError(f"{instance}'s app is already crashed or frozen: undo that fault first")
+
+    def _crash_app(self, instance: str) -> Callable[[], None]:
+        assert self.supervisor is not None
+        self._app_untouched(instance)
+        self.supervisor.kill(self.apps[instance].child.name)  # SIGKILL: its sockets close, nothing answers
+        self.crashed_apps.add(instance)
+        return lambda: self._restart_app(instance)
+
+    def _restart_app(self, instance: str) -> None:
+        """The app again on its ports, with the app-level fault it had, once it answers."""
+        old = self.apps[instance]
+        old.close()
+        app = self.apps[instance] = self._start_app(old.instance)
+        if not wait_until(app.healthy, timeout=self.profile.timeouts.startup):
+            raise UserError(f"the app of {instance} did not come back within {self.profile.timeouts.startup:.0f}s")
+        self.crashed_apps.discard(instance)
+        if instance in self.app_faults:
+            self._post_app_fault(instance, self.app_faults[instance])
+
+    def _freeze_app(self, fault: AppFreeze, instance: str) -> Callable[[], None]:
+        self._app_untouched(instance)
+        freeze = self.freezes[instance] = Freeze(self.apps[instance].child.popen.pid, fault.seconds)
+
+        def thaw() -> None:
+            freeze.thaw()
+            if self.freezes.get(instance) is freeze:
+                del self.freezes[instance]
+
+        return thaw
+
+    def _add_http_fault(self, fault: HttpFault, instance: str) -> Callable[[], None]:
+        faults = self.http_faults.setdefault(instance, [])
+        if any((f.namespace, f.service) == (fault.namespace, fault.service) for f in faults):
+            raise UserError(f"{instance}'s proxy already injects an HTTP fault for {fault.service}: undo it first")
+        faults.append(fault)
+        try:
+            self.apply(self.intents)
+        except BaseException:
+            faults.remove(fault)
+            raise
+
+        def remove() -> None:
+            faults.remove(fault)
+            self.apply(self.intents)
+
+        return remove
+
+    def _close_inbound(self, fault: PortRefused | PortBlackholed, instance: str) -> Callable[[], None]:
+        """Serve the sidecar's listeners without its inbound one (Envoy closes the port once the listener is
+        removed), then hold the port for a blackhole; check that callers see what the fault promises."""
+        if instance in self.inbound_closed:
+            raise UserError(f"{instance}'s inbound port is already refused or blackholed: undo that fault first")
+        port = self.sidecars[instance].instance.inbound_port
+        self.inbound_closed.add(instance)
+        try:
+            self.apply(self.intents)
+            if isinstance(fault, PortBlackholed):
+                self.blackholes[instance] = Blackhole(port)
+            self._expect_port(port, "timeout" if isinstance(fault, PortBlackholed) else "refused")
+        except BaseException:
+            self._reopen_inbound(instance)
+            raise
+        return lambda: self._reopen_inbound(instance)
+
+    def _reopen_inbound(self, instance: str) -> None:
+        hole = self.blackholes.pop(instance, None)
+        if hole is not None:
+            hole.close()
+        self.inbound_closed.discard(instance)
+        self.apply(self.intents)
+        if instance not in self.crashed:
+            self._expect_port(self.sidecars[instance].instance.inbound_port, "accepted")
+
+    def _expect_port(self, port: int, outcome: str) -> None:
+        timeout = self.profile.timeouts.apply
+        probe_timeout = self.profile.timeouts.admin / 10
+        if not wait_until(lambda: connect_outcome(port, probe_timeout) == outcome, timeout=timeout, interval=0.02):
+            raise UserError(f"port {port} did not become {outcome} within {timeout:.0f}s: "
+                            f"a connection was {connect_outcome(port, probe_timeout)}")
 
     def _restart_crashed(self, names: set[str]) -> None:
         """Bring crashed sidecars back with the config they had; wait until they serve it again."""
@@ -242,8 +396,9 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         if not wait_until(lambda: all(sidecar.ready() for sidecar in restarted),
                           timeout=self.profile.timeouts.startup):
             raise UserError(f"crashed sidecars did not come back within {self.profile.timeouts.startup:.0f}s")
-        self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()])
         self.crashed -= names
+        self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()
+                           if self._serves(s.instance.name, kind)])
 
     # --- traffic and observations (the echo apps: meshproof.backends.host.calls) --------------------------
     def inbound_address(self, instance: Instance) -> tuple[str, int]:
@@ -273,6 +428,12 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             proxies=proxies,
         )
 
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        if not self.topology.of_service(service, namespace):
+            raise UserError(f"no service {service}.{namespace} in the local mesh")
+        client = self._caller(source).instance
+        return LoadTarget(f"http://127.0.0.1:{client.outbound_port}", f"{service}.{namespace}")
+
     def request_counts(self, service: str, version: str, namespace: str = "default") -> RequestCounts:
         total = errors = 0
         for instance in self.topology.of_service(service, namespace, version):
@@ -282,10 +443,16 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return RequestCounts(total, errors)
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
+        """Summed over the service's clusters: the service-wide one and each version's subset, each with its own
+        detector (a route to v1 ejects from the v1 subset's cluster only)."""
         sidecar = self.sidecars[self._caller(source).instance.name]
         port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
-        prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
-        return {name.removeprefix(prefix): int(value) for name, value in sidecar.stats(prefix).items()}
+        totals: dict[str, int] = {}
+        for subset in ["", *self.topology.versions(service, namespace)]:
+            prefix = f"cluster.{render.cluster_name(service, namespace, port, subset)}.outlier_detection."
+            for name, value in sidecar.stats(prefix).items():
+                totals[name.removeprefix(prefix)] = totals.get(name.removeprefix(prefix), 0) + int(value)
+        return totals
 
     def addresses(self) -> dict[str, dict[str, str]]:
         return {

@@ -22,6 +22,7 @@ from typing import Any
 
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.durations import protobuf_duration
+from meshproof.faults import HttpFault
 from meshproof.intent import (
     TRUST_DOMAIN,
     AuthzAction,
@@ -69,6 +70,8 @@ AUTHZ_DENY_FILTER = "meshproof.authz.deny"
 AUTHZ_ALLOW_FILTER = "meshproof.authz.allow"
 RATELIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 RATELIMIT_STAT_PREFIX = "inbound_ratelimit"
+FAULT_FILTER = "envoy.filters.http.fault"
+HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 CONNECT_TIMEOUT = "10s"  # Istio's default connectTimeout
 
 
@@ -236,7 +239,9 @@ def outbound_listener(instance: Instance, files: SidecarFiles) -> Json:
         "name": "outbound",
         "address": _address(instance.outbound_port),
         "traffic_direction": "OUTBOUND",
-        "filter_chains": [{"name": "http", "filters": [_hcm("outbound", "rds_outbound", "outbound", files, [])]}],
+        "filter_chains": [{"name": "http", "filters": [_hcm("outbound", "rds_outbound", "outbound", files, [
+            _http_filter(FAULT_FILTER, HTTP_FAULT),  # inert until a route configures it, as in Istio's sidecars
+        ])]}],
     }
 
 
@@ -508,7 +513,26 @@ def _domains(service: str, namespace: str, port: int, caller_namespace: str) -> 
     return [form for name in names for form in (name, f"{name}:{port}")]
 
 
-def outbound_routes(instance: Instance, topology: Topology, intents: Sequence[Intent]) -> Json:
+def _fraction(percent: float) -> Json:
+    return {"numerator": round(percent * 10000), "denominator": "MILLION"}
+
+
+def http_fault(fault: HttpFault) -> Json:
+    """A route's fault filter config, as istiod's TranslateFault renders a VirtualService `fault`
+    (pilot/pkg/networking/core/route/route.go): percentages in millionths, a fixed delay, an HTTP abort."""
+    config: Json = {}
+    if fault.delay_percent:
+        config["delay"] = {"fixed_delay": protobuf_duration(fault.delay), "percentage": _fraction(fault.delay_percent)}
+    if fault.abort_percent:
+        config["abort"] = {"http_status": fault.abort_status, "percentage": _fraction(fault.abort_percent)}
+    return _typed(HTTP_FAULT, **config)
+
+
+def outbound_routes(instance: Instance, topology: Topology, intents: Sequence[Intent],
+                    http_faults: Sequence[HttpFault] = ()) -> Json:
+    """`http_faults` in force at this instance's proxy go on every route to their service, as Istio puts a
+    VirtualService's `fault` on each route it renders (typed_per_filter_config of the fault filter)."""
+    faults = {(fault.namespace, fault.service): http_fault(fault) for fault in http_faults}
     virtual_hosts = []
     for namespace, service, port in topology.services():
         route: Route | None = one_per_service(intents, Route).get((namespace, service))
@@ -519,7 +543,10 @@ def outbound_routes(instance: Instance, topology: Topology, intents: Sequence[In
             match: Json = {"prefix": "/"}
             if rule.match:
                 match["headers"] = [{"name": m.name, "string_match": {"exact": m.exact}} for m in rule.match]
-            routes.append({"match": match, "route": _route_action(rule, service, namespace, port, versions)})
+            entry: Json = {"match": match, "route": _route_action(rule, service, namespace, port, versions)}
+            if (namespace, service) in faults:
+                entry["typed_per_filter_config"] = {FAULT_FILTER: faults[(namespace, service)]}
+            routes.append(entry)
         virtual_hosts.append(
             {
                 "name": f"{fqdn(service, namespace)}:{port}",
@@ -560,14 +587,18 @@ def static_bootstrap(instance: Instance, files: SidecarFiles, config: SidecarCon
     return static
 
 
-def render(instance: Instance, topology: Topology, intents: Sequence[Intent], files: SidecarFiles) -> SidecarConfig:
+def render(instance: Instance, topology: Topology, intents: Sequence[Intent], files: SidecarFiles, *,
+           http_faults: Sequence[HttpFault] = (), inbound: bool = True) -> SidecarConfig:
+    """`http_faults`: HTTP faults injected at this proxy; `inbound=False`: no inbound listener (its port
+    refuses connections, meshproof.faults.PortRefused)."""
     mode = effective_mtls(intents, instance.workload) or MtlsMode.STRICT  # the fallback; baselines set it
+    listeners = [inbound_listener(instance, files, mode)] if inbound else []
     return SidecarConfig(
         resources={
             "cds": {"resources": clusters(instance, topology, intents, files)},
-            "lds": {"resources": [inbound_listener(instance, files, mode), outbound_listener(instance, files)]},
+            "lds": {"resources": [*listeners, outbound_listener(instance, files)]},
             "rds_inbound": {"resources": [inbound_routes(instance, intents)]},
-            "rds_outbound": {"resources": [outbound_routes(instance, topology, intents)]},
+            "rds_outbound": {"resources": [outbound_routes(instance, topology, intents, http_faults)]},
         }
     )
 

@@ -12,14 +12,20 @@ What differs from a pod, and why:
   and Prometheus listeners), since all proxies share one network namespace; the status server and the
   template's listeners bind the wildcard, which in that namespace means loopback only;
 - `PROXY_XDS_DEBUG_VIA_AGENT=false`: the agent's xDS debug port (15004, fixed) would collide between
-  agents; istiod's own debug API serves the same.
+  agents; istiod's own debug API serves the same;
+- Envoy is started through a two-line wrapper (`binaryPath`) that gives it a parent-death signal:
+  pilot-agent starts Envoy without one, so when a killed runner takes the agents with it (their own
+  parent-death signal), their Envoys would live on; in a pod the container runtime kills them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
+
+import psutil
 
 from meshproof.backends.host.ca import Svid
 from meshproof.backends.host.envoy import EnvoyAdmin
@@ -72,6 +78,21 @@ def environment(placement: Placement, config: dict[str, object], home: Path) -> 
     }
 
 
+_WRAPPER = """#!/bin/sh
+# Envoy, dying with its pilot-agent (PR_SET_PDEATHSIG), and not starting if the agent is gone already
+exec {python} -c 'import ctypes, os, sys; ctypes.CDLL("libc.so.6").prctl(1, 9); os.getppid() == 1 and sys.exit(1); \
+os.execv(sys.argv[1], sys.argv[1:])' {envoy} "$@"
+"""
+
+
+def envoy_wrapper(directory: Path, envoy: Path) -> Path:
+    """The executable pilot-agent runs as Envoy (see the module docstring)."""
+    path = directory / "envoy"
+    path.write_text(_WRAPPER.format(python=sys.executable, envoy=envoy))
+    path.chmod(0o755)
+    return path
+
+
 class Agent:
     """One instance's pilot-agent and the Envoy it runs (admin API through the host layer)."""
 
@@ -96,8 +117,9 @@ class Agent:
               drain_duration: float, concurrency: int) -> None:
         # relative to the agent's directory, as pilot-agent's defaults are: its unix sockets live there, and a
         # socket path may not exceed 107 bytes (a run directory under pytest's tmp_path already does)
-        config = proxy_config(self.placement, envoy=envoy, config_dir=Path("etc/istio/proxy"),
-                              drain_duration=drain_duration, concurrency=concurrency)
+        config = proxy_config(self.placement, envoy=envoy_wrapper(self.directory, envoy),
+                              config_dir=Path("etc/istio/proxy"), drain_duration=drain_duration,
+                              concurrency=concurrency)
         argv = [str(binary), "proxy", "sidecar", "--templateFile", str(template),
                 "--proxyLogLevel", "warning", "--log_output_level", "default:warn"]
         self.child = supervisor.start(self.name, argv, log=log, env=environment(self.placement, config, self.directory),
@@ -111,8 +133,6 @@ class Agent:
 
     def envoy_pid(self) -> int | None:
         """The Envoy the agent started (its only child process)."""
-        import psutil
-
         if self.child is None:
             return None
         try:

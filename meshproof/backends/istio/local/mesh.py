@@ -59,7 +59,6 @@ from meshproof.backends.kube.conventions import Json
 from meshproof.backends.kube.manifest_hook import ManifestHook, run_manifest_hook
 from meshproof.errors import PrerequisiteError, UserError
 from meshproof.faults import AppError, ControlPlaneDown, Fault, ProxyCrash
-from meshproof.features import UnsupportedFeature
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -108,7 +107,6 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.syncs = 0
         self.binaries: dict[str, Path] = {}
         self.facts: dict[str, Any] = {}
-        self.propagation_s: list[float] = []
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def up(self, workloads: Sequence[Workload], baseline: Sequence[Intent]) -> None:
@@ -220,13 +218,12 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             self.topology.of_service(service, namespace)) for namespace, service, port in self.topology.services()}
 
         def known(agent: Agent) -> bool:
-            text = agent.admin.client.get("/clusters").text
-            counts: dict[str, set[str]] = {}
-            for line in text.splitlines():
-                cluster, _, rest = line.partition("::")
-                if cluster in expected and rest.count("::") >= 1 and rest.split("::", 1)[0][:1].isdigit():
-                    counts.setdefault(cluster, set()).add(rest.split("::", 1)[0])
-            return all(len(counts.get(cluster, ())) == count for cluster, count in expected.items())
+            hosts: dict[str, set[str]] = {}
+            for line in agent.admin.client.get("/clusters").text.splitlines():  # cluster::host:port::stat::value
+                cluster, host, *_ = [*line.split("::"), ""]
+                if cluster in expected and host[:1].isdigit():
+                    hosts.setdefault(cluster, set()).add(host)
+            return all(len(hosts.get(cluster, ())) == count for cluster, count in expected.items())
 
         if not wait_until(lambda: all(known(agent) for agent in self.agents.values()),
                           timeout=self.profile.timeouts.apply, interval=0.05):
@@ -279,8 +276,6 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     def _render(self, intents: Sequence[Intent]) -> list[Json]:
         try:
             manifests = render(intents, self.workloads)
-        except UnsupportedFeature:
-            raise
         except ValueError as exc:
             raise UserError(f"cannot render the intents for Istio: {exc}") from None
         return manifests if self.manifest_hook is None else run_manifest_hook(self.manifest_hook, manifests)
@@ -300,7 +295,6 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         if self.istiod is None:
             raise UserError("istiod is down (a ControlPlaneDown fault is in force): no change can reach the proxies "
                             "until it is undone")
-        started = time.monotonic()
         expected: dict[ObjectKey, str | None] = {}
         order = {kind: index for index, kind in enumerate(KIND_ORDER)}
         for manifest in sorted(changed, key=lambda m: order.get(m["kind"], len(order))):
@@ -313,8 +307,6 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             del self.applied[_key(manifest)]
         propagation.wait_stored(self.istiod, expected, self.profile.timeouts.apply)
         self._sync()
-        if self.agents:  # the baseline of up() is applied before any proxy runs
-            self.propagation_s.append(round(time.monotonic() - started, 3))
 
     def _sync(self) -> None:
         """Steps 2 and 3 of propagation.py: a new marker token, served by every running proxy."""
@@ -341,8 +333,10 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         elif isinstance(fault, ProxyCrash):
             self._crash(instance)
             injected = Injected(fault, instance, lambda: self._restart({instance}))
-        else:
+        elif isinstance(fault, AppError):
             injected = self.app_error(fault, instance)
+        else:
+            raise UserError(f"the local Istio mesh cannot inject {type(fault).__name__} yet")
         self.injected.append(injected)
         return injected
 
@@ -424,6 +418,13 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
                          mesh=LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}"),
                          proxies=proxies)
 
+    def load_target(self, source: str, service: str, namespace: str = "default") -> LoadTarget:
+        if not self.topology.of_service(service, namespace):
+            raise UserError(f"no service {service}.{namespace} in the local Istio mesh")
+        client = self._caller(source).instance
+        outbound = self.placements[client.name].outbound_address
+        return LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}")
+
     def addresses(self) -> dict[str, dict[str, str]]:
         """Inside the mesh's network namespace: `nsenter --net=/proc/<istiod pid>/ns/net` reaches them."""
         result = {}
@@ -441,12 +442,8 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return result
 
     def describe(self) -> dict[str, Any]:
-        propagation_s = sorted(self.propagation_s)
         return {**self.facts, "sidecars": len(self.agents),
-                "sidecar_concurrency": self.profile.local.sidecar_concurrency,
-                "propagation_s": {"applies": len(propagation_s),
-                                  "median": propagation_s[len(propagation_s) // 2] if propagation_s else None,
-                                  "max": propagation_s[-1] if propagation_s else None}}
+                "sidecar_concurrency": self.profile.local.sidecar_concurrency}
 
     def diagnostics(self) -> dict[str, Any]:
         complaints = {name: lines for name, agent in self.agents.items() if (lines := agent.admin.complaints())}
