@@ -22,7 +22,7 @@ from meshproof.backends.kube.controlplane import LocalControlPlane
 from meshproof.backends.kube.namespaces import OUTSIDE, NamespaceMap
 from meshproof.backends.kube.pods import PodProxy, PodRef
 from meshproof.errors import UserError
-from meshproof.faults import AppError
+from meshproof.faults import AppDelay, AppError
 from meshproof.intent import Workload
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -93,13 +93,19 @@ def checks(calls: Calls, proxy: PodProxy) -> dict[str, object]:
     assert calls.attempts("order-service", "k-1") == {"order-service-v1-0": 2}
     tally = calls.call_batch("api-gateway", Request("order-service", "/"), count=50, concurrency=4)
     assert tally.sent == 50 and tally.statuses == {"200": 50} and tally.instances == {"order-service-v1-0": 50}
-    fault = calls.app_error(AppError(500), "order-service-v1-0")
+    fault = calls.app_fault(AppError(500), "order-service-v1-0")
     assert calls.call("api-gateway", Request("order-service", "/")).status == 500
     fault.undo()
     assert calls.call("api-gateway", Request("order-service", "/")).status == 200
+    slow = calls.app_fault(AppDelay(0.3), "order-service-v1-0")
+    late = calls.call("api-gateway", Request("order-service", "/"))
+    slow.undo()
+    prompt = calls.call("api-gateway", Request("order-service", "/"))
+    assert late.status == 200 and late.elapsed >= 0.3 and prompt.elapsed < 0.3, (late, prompt)
     plain = calls.call_unmeshed("order-service", Request("order-service", "/"), Transport.PLAINTEXT)
     assert (plain.outcome, plain.status) == ("http", 200), plain
-    tls = calls.call_unmeshed("order-service", Request("order-service", "/", timeout=1.0), Transport.TLS_NO_CLIENT_CERT)
+    tls = calls.call_unmeshed("order-service", Request("order-service", "/", timeout=1.0),
+                              Transport.TLS_NO_CLIENT_CERT)
     assert not tls.got_http_response, tls  # the app speaks plaintext: the TLS client sees no HTTP response
     calls.reset_apps()
     assert calls.attempts("order-service", "k-1") == {"order-service-v1-0": 0}

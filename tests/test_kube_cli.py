@@ -80,7 +80,7 @@ def test_doctor_lists_what_each_cluster_mesh_needs_on_each_cluster_and_how_to_ge
     gets = [line.strip() for line in lines if line.strip().startswith("get it:")]
     assert any("ISTIO_VERSION=1.30.3" in line for line in gets) and any("kind@v0.33.0" in line for line in gets)
     # ready on a cluster where everything is present: here --cluster local, when it can run (root, Go or builds)
-    local_ready = all(line.startswith("  ok") for line in lines[1:] if "(--cluster local)" in line)
+    local_ready = all(line.startswith("  ok") for line in lines[1:] if "(--cluster local):" in line)
     if NO_DOCKER:  # and no kube context: only --cluster local can be ready
         assert done.returncode == (0 if local_ready else 2), done.stdout
     linkerd = run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path)

@@ -10,7 +10,7 @@ from meshproof.backends.istio.cluster import IstioOnCluster
 from meshproof.backends.kube.descriptor import CLUSTER_UNSUPPORTED
 from meshproof.backends.kube.mesh import ClusterMesh
 from meshproof.backends.linkerd.cluster import LinkerdOnCluster
-from meshproof.faults import AppError, ControlPlaneDown
+from meshproof.faults import AppDelay, AppError, ControlPlaneDown
 from meshproof.features import REGISTRY, check_table
 
 
@@ -26,10 +26,10 @@ def test_every_feature_is_wired_or_declared_not_supported_with_the_mesh_s_reason
             gaps[name] = reason
     assert CLUSTER_UNSUPPORTED.keys() <= gaps.keys()  # proxy crash and load targets, for the reasons given
     assert isinstance(instance, Telemetry) and isinstance(instance, FaultInjection)
-    assert backend.fault_types == {AppError, ControlPlaneDown}
+    assert backend.fault_types == {AppError, AppDelay, ControlPlaneDown}
     wired = sorted(name for name in REGISTRY if name not in gaps)
     assert {"mtls", "authz", "retries", "timeouts", "outlier", "ratelimit", "canary", "mesh.telemetry",
-            "mesh.fault.app_error", "mesh.fault.control_plane_down"} <= set(wired)
+            "mesh.fault.app_error", "mesh.fault.app_delay", "mesh.fault.control_plane_down"} <= set(wired)
 
 
 def test_linkerd_declares_what_its_renderer_cannot_express_and_istio_what_istio_cannot() -> None:

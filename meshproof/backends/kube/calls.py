@@ -1,7 +1,7 @@
 """What the test runner does as and to the echo apps of a cluster: a request made *as* a workload (its
 app's `/forward`, so the request leaves through the pod's own proxy by the mesh's capture), a client
 outside the mesh (the unmeshed namespace's app `/probe`s a pod's IP), attempts read from each app, and
-the app-error fault. Every call reaches an app's control port through the API server (pods.py).
+the app's own faults (errors, delays). Every call reaches an app's control port through the API server (pods.py).
 
 Names are the scenario's: a caller is a workload or a pod name, services and namespaces are what the
 suites say; the NamespaceMap turns them into the cluster's. An instance is a pod, named as the pod
@@ -19,7 +19,7 @@ from meshproof.backends.kube.deploy import APP_PORT, CONTROL_PORT
 from meshproof.backends.kube.namespaces import NamespaceMap
 from meshproof.backends.kube.pods import PodProxy, PodRef
 from meshproof.errors import UserError
-from meshproof.faults import AppError
+from meshproof.faults import AppDelay, AppError
 from meshproof.intent import Workload
 from meshproof.profile import Profile
 
@@ -133,9 +133,11 @@ class PodCalls:
         for pod in self.pods.values():
             self._proxy().json("POST", pod.ref, CONTROL_PORT, "/reset", body={})
 
-    def app_error(self, fault: AppError, instance: str) -> Injected:
-        """The app of pod `instance` answers `fault.status` to everything until undone."""
+    def app_fault(self, fault: AppError | AppDelay, instance: str) -> Injected:
+        """The app of pod `instance` answers `fault.status` to everything (AppError), or answers everything
+        `fault.seconds` late (AppDelay), until undone: the echo app's own instance-wide fault."""
         pod = self._caller(instance)
         proxy = self._proxy()
-        proxy.json("POST", pod.ref, CONTROL_PORT, "/fault", body={"status": fault.status})
+        payload = {"status": fault.status} if isinstance(fault, AppError) else {"delay": fault.seconds}
+        proxy.json("POST", pod.ref, CONTROL_PORT, "/fault", body=payload)
         return Injected(fault, instance, lambda: proxy.json("POST", pod.ref, CONTROL_PORT, "/fault", body={}))

@@ -28,16 +28,17 @@ CLUSTERS = ("kind", "existing")
 #: What no cluster mesh does here, whatever the mesh (each backend adds its renderer's table).
 CLUSTER_UNSUPPORTED = {
     "mesh.fault.proxy_crash": "on a cluster the kubelet restarts a killed proxy container within seconds and the "
-    "pod leaves the endpoints meanwhile, so a proxy cannot be held down until undo as the fault promises; "
-    "the chaos actions kill pods and freeze containers instead (meshproof.chaos.kubernetes)",
+    "pod leaves the endpoints meanwhile, so a proxy cannot be held down until undo as the fault promises "
+    "(a cluster's faults are AppError, AppDelay and ControlPlaneDown)",
     "mesh.load_targets": "the load suite drives Locust from the runner and samples the proxies' CPU by host "
     "pid; on a cluster the generator must run as pods beside the caller, which this version does not wire "
     "into the load suite",
     **dict.fromkeys(
-        ("mesh.fault.app_crash", "mesh.fault.app_freeze", "mesh.fault.app_delay", "mesh.fault.http",
+        ("mesh.fault.app_crash", "mesh.fault.app_freeze", "mesh.fault.http",
          "mesh.fault.port_refused", "mesh.fault.port_blackholed"),
-        "the local mesh's process and listener faults have no cluster form in this version; on a cluster the "
-        "chaos actions kill pods, freeze containers and scale the control plane instead (meshproof.chaos)"),
+        "the local mesh's process and listener faults have no cluster form in this version (the kubelet restarts "
+        "a killed container and probes a frozen one, which these faults' undo semantics do not allow for); a "
+        "cluster's faults are AppError, AppDelay and ControlPlaneDown"),
 }
 #: options that only make sense on some clusters
 _ONLY_ON = {"kube_context": ("existing",), "k8s_version": ("kind",), "keep_cluster": ("kind",),

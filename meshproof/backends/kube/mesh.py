@@ -55,7 +55,7 @@ from meshproof.backends.kube.pods import PodProxy, PodRef
 from meshproof.backends.kube.prerequisites import TOOLS, missing_tools
 from meshproof.descriptor import Options
 from meshproof.errors import PrerequisiteError, UserError
-from meshproof.faults import AppError, ControlPlaneDown, Fault
+from meshproof.faults import AppDelay, AppError, ControlPlaneDown, Fault
 from meshproof.features import UnsupportedFeature
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor
@@ -64,7 +64,7 @@ from meshproof.runs import RunDir
 
 
 class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry):
-    fault_types = frozenset({AppError, ControlPlaneDown})
+    fault_types = frozenset({AppError, AppDelay, ControlPlaneDown})
 
     def __init__(self, profile: Profile, options: Options, *, cluster: str) -> None:
         self.profile = profile
@@ -279,8 +279,8 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
     def inject(self, fault: Fault, instance: str) -> Injected:
         if isinstance(fault, ControlPlaneDown):
             injected = self._stop_control_plane(fault, instance)
-        elif isinstance(fault, AppError):
-            injected = self.app_error(fault, instance)
+        elif isinstance(fault, AppError | AppDelay):
+            injected = self.app_fault(fault, instance)
         else:
             raise UnsupportedFeature(self.name, fault.feature.name, self.unsupported[fault.feature.name])
         self.injected.append(injected)
