@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def test_each_component_is_pinned_by_its_wrapper_module_at_the_tables_version(na
     item = COMPONENTS[name]
     go_mod = (builds.wrapper_dir(item) / "go.mod").read_text()
     assert builds._pinned_version(item, go_mod) == item.version
-    assert f"\ntool {item.package}\n" in go_mod  # keeps the command's whole import graph in go.sum
+    # a tool directive (one line, or a line of a `tool (...)` block) keeps the command's import graph in go.sum
+    assert re.search(rf"^(tool |\t){re.escape(item.package)}$", go_mod, re.MULTILINE)
     assert (builds.wrapper_dir(item) / "go.sum").stat().st_size > 0
     assert builds.binary_path(item).parts[-2:] == (f"{name}-{item.version}", item.binary)
 
