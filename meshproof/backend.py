@@ -285,10 +285,18 @@ class FaultInjection(ABC):
     def inject(self, fault: Fault, instance: str) -> Injected:
         """Put `fault` on one instance until its undo() or the next reset()."""
 
-    @abstractmethod
+    #: the faults in force, in the order they were injected (a backend appends what inject() returns)
+    injected: list[Injected]
+
     def undo(self, fault: Fault, instance: str) -> bool:
         """Undo the latest fault equal to `fault` still in force on `instance`, whoever injected it (a process
         that only knows the fault's value, such as a Chaos Toolkit rollback); False when there is none."""
+        for injected in reversed(self.injected):
+            if injected.fault == fault and injected.instance == instance and not injected.undone:
+                self.injected.remove(injected)
+                injected.undo()
+                return True
+        return False
 
 
 class Telemetry(ABC):
@@ -322,10 +330,13 @@ def unsupported_reason(backend: Backend, name: str | features.Feature) -> str | 
     """None when `backend` supports the registered feature, else why not: an optional part of the contract it
     does not implement, or what it declares in `unsupported` (a capability's entry covers its details)."""
     feature = features.feature(name)
+    declared = backend.unsupported.get(feature.name)
+    if declared:  # the backend's own words say more than "it lacks the interface"
+        return declared
     interface = _INTERFACES.get(feature)
     if interface is not None and not isinstance(backend, interface):
         return f"the {backend.name} backend has no {interface.__name__} (meshproof.backend)"
     fault_type = _FAULTS.get(feature)
     if fault_type is not None and not (isinstance(backend, FaultInjection) and fault_type in backend.fault_types):
         return f"the {backend.name} backend cannot inject {fault_type.__name__}"
-    return backend.unsupported.get(feature.name) or backend.unsupported.get(feature.capability)
+    return backend.unsupported.get(feature.capability)

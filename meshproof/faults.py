@@ -42,6 +42,16 @@ class AppError:
 
 
 @dataclass(frozen=True)
+class ControlPlaneDown:
+    """The mesh's control plane is killed (SIGKILL); the proxies keep serving the config they have, and a
+    change applied meanwhile cannot reach them. The instance names nothing here (the control plane serves
+    them all): pass "". Undo starts it again and waits until every proxy is connected and in sync."""
+
+    feature: ClassVar[Feature] = features.FAULT_CONTROL_PLANE_DOWN
+
+
+
+@dataclass(frozen=True)
 class AppCrash:
     """The instance's app process is SIGKILLed: its proxy stays up, and every request it forwards to the app
     finds the port closed (the proxy answers 503, connection refused). Undo starts the app again on the same
@@ -125,6 +135,8 @@ class PortBlackholed:
     feature: ClassVar[Feature] = features.FAULT_PORT_BLACKHOLED
 
 
-Fault = ProxyCrash | AppError | AppCrash | AppFreeze | AppDelay | HttpFault | PortRefused | PortBlackholed
-ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError, AppCrash, AppFreeze, AppDelay, HttpFault, PortRefused,
-                                PortBlackholed)
+
+Fault = (ProxyCrash | AppError | ControlPlaneDown | AppCrash | AppFreeze | AppDelay | HttpFault | PortRefused
+         | PortBlackholed)
+ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError, ControlPlaneDown, AppCrash, AppFreeze, AppDelay, HttpFault,
+                                PortRefused, PortBlackholed)

@@ -100,6 +100,8 @@ FAULT_PROXY_CRASH = _feature("mesh.fault.proxy_crash", "kill one instance's prox
                              "new ones refused) and restart it on undo")
 FAULT_APP_ERROR = _feature("mesh.fault.app_error", "make one instance's app answer every request with an "
                            "error status until undone")
+FAULT_CONTROL_PLANE_DOWN = _feature("mesh.fault.control_plane_down", "stop the mesh's control plane (the "
+                                    "proxies keep what they were given) and start it again on undo")
 FAULT_APP_CRASH = _feature("mesh.fault.app_crash", "kill one instance's app (its proxy stays up) and start it "
                            "again on undo")
 FAULT_APP_FREEZE = _feature("mesh.fault.app_freeze", "stop one instance's app process (SIGSTOP) for a duration, "

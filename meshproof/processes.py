@@ -56,17 +56,21 @@ class Supervisor:
     run: RunDir
     children: dict[str, Child] = field(default_factory=dict)
 
-    def start(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> Child:
-        """Start a child in its own process group, tagged with RUN_DIR_VARIABLE in its environment."""
+    def start(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+              stdout: Path | None = None, cwd: Path | None = None) -> Child:
+        """Start a child in its own process group, tagged with RUN_DIR_VARIABLE in its environment; its
+        output goes to `log`, or only its stderr when `stdout` names a file of its own (a CLI's YAML); `cwd`
+        for programs that find their files relative to it (pilot-agent's ./etc/certs)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         environment = {**(os.environ if env is None else env), RUN_DIR_VARIABLE: str(self.run.path)}
-        with open(log, "ab") as log_file:
+        with open(log, "ab") as log_file, open(stdout or os.devnull, "wb") as out_file:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
+                stdout=log_file if stdout is None else out_file,
+                stderr=subprocess.STDOUT if stdout is None else log_file,
                 env=environment,
+                cwd=cwd,
                 process_group=0,
                 preexec_fn=_die_with_parent,
             )

@@ -58,6 +58,28 @@ class LocalMeshSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Cluster meshes (Istio, Linkerd on kind or an existing cluster): the harness's deadlines there, and
+    how a change counts as served. `apply()` first waits for the mesh's own signal, then for what the
+    intents make observable (a header route's version, an authorization verdict) to hold for
+    `consecutive_successes` probes in a row, as Gateway API's conformance suite does (its
+    RequiredConsecutiveSuccesses is 3, its MaxTimeToConsistency 30 s); both within `propagation`.
+    The deadlines are generous for a 2-core CI runner: a kind node image is ~1 GB to pull."""
+
+    create: Duration = 600.0  # kind create cluster, node image pull included
+    install: Duration = 600.0  # the mesh's install until its control plane and webhook serve
+    rollout: Duration = 300.0  # the workloads' Deployments until every pod is ready with its proxy
+    propagation: Duration = 60.0  # one apply() until the mesh's signal and the observable checks agree
+    consecutive_successes: int = 3
+    probe_interval: Duration = 0.2  # between two consistency probes
+    request: Duration = 30.0  # one request to the API server (a pod's control API through it included)
+
+    def validate(self) -> None:
+        if self.consecutive_successes < 1:
+            raise ValueError("consecutive_successes must be >= 1")
+
+
+@dataclass(frozen=True)
 class RetriesProfile:
     """The seed's VirtualService: `timeout: 10s`, `retries: {attempts: 3, perTryTimeout: 3s,
     retryOn: 5xx,reset,connect-failure}`; durations scaled down 10x by default."""
@@ -120,18 +142,23 @@ class OutlierProfile:
     # the first into 1 s windows (common_lb_config.update_merge_window, which Istio leaves at 1 s);
     # measured here, a second ejected endpoint kept its traffic for ~1 s, whatever the interval.
     settle: Duration = 1.3
+    # The risk a check takes that a batch is too small for what it needs of one endpoint, when the mesh's
+    # balancer picks endpoints at random (Istio's default LEAST_REQUEST, for requests one at a time).
+    batch_alpha: float = 1e-4
 
     def validate(self) -> None:
         self.policy("order-service")
         if self.probe_rate <= 0:
             raise ValueError("probe_rate must be > 0")
+        if not 0 < self.batch_alpha < 1:
+            raise ValueError("batch_alpha must be between 0 and 1")
         if self.settle >= self.base_ejection_time:
             raise ValueError(f"settle ({self.settle:g}s) must be shorter than base_ejection_time "
                              f"({self.base_ejection_time:g}s), or an ejection ends before it is observed")
 
     def policy(self, service: str, **overrides: Any) -> OutlierPolicy:
         settings = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                    if field.name not in ("probe_rate", "settle")}
+                    if field.name not in ("probe_rate", "settle", "batch_alpha")}
         return OutlierPolicy(service, **{**settings, **overrides})
 
 
@@ -318,6 +345,7 @@ class Profile:
     description: str = "scaled-down timings so the suites run in minutes"
     timeouts: Timeouts = field(default_factory=Timeouts)
     local: LocalMeshSettings = field(default_factory=LocalMeshSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     retries: RetriesProfile = field(default_factory=RetriesProfile)
     timing: TimingProfile = field(default_factory=TimingProfile)
     outlier: OutlierProfile = field(default_factory=OutlierProfile)

@@ -91,9 +91,11 @@ class RunDir:
         except (OSError, ValueError):
             return []
 
-    def record_resource(self, kind: str, name: str) -> None:
-        """An external thing this run created (a kind cluster, a namespace) for cleanup to remove."""
-        _atomic_write_json(self.path / "resources.json", [*self.resources(), {"kind": kind, "name": name}])
+    def record_resource(self, kind: str, name: str, **where: str) -> None:
+        """An external thing this run created (a kind cluster, a namespace) for cleanup to remove;
+        `where`: how to reach it (a namespace's kubeconfig and context)."""
+        entry = {"kind": kind, "name": name, **where}
+        _atomic_write_json(self.path / "resources.json", [*self.resources(), entry])
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -8,7 +8,13 @@ endpoints, no subsets) with retries off, so every error is seen; one endpoint fa
 per-endpoint timeline of a batch sent from api-gateway, one request at a time, shows what happened.
 Counts are exact; the ejection's duration is judged in a window: an endpoint returns on the detector's
 first sweep after baseEjectionTime, so between base and base + interval (Envoy's
-checkHostForUneject), plus the probe spacing and the measured noise.
+checkHostForUneject), plus the wait for the balancer to pick it again and the measured noise.
+
+The balancer is the mesh's default, which the intents do not fix: round robin (the local mesh) sends
+an endpoint every m-th request, Istio's LEAST_REQUEST picks at random among endpoints with nothing in
+flight. So batches are sized for the worse one: big enough that the failing endpoint gets what the
+check needs with probability >= 1 - outlier.batch_alpha (1e-4) when each request picks it with
+probability 1/m (meshproof.stats.trials_for_hits), and the wait for its next request is bounded the same way.
 """
 
 import time
@@ -24,6 +30,7 @@ from meshproof.checks import Check
 from meshproof.faults import AppError
 from meshproof.intent import OutlierPolicy, Retry, Route, RouteRule
 from meshproof.profile import Profile
+from meshproof.stats import draws_until_hit, trials_for_hits
 from meshproof.timing import measure_noise
 from meshproof.workloads.directives import Echo
 
@@ -75,6 +82,11 @@ def _record(check: Check, mesh: Backend, phase: str, tally: Tally, instances: Se
     check.evidence(evidence)
 
 
+def _batch(profile: Profile, instances: Sequence[str], needed: int, endpoints: int = 1) -> int:
+    """Requests that give each of `endpoints` endpoints `needed` of them whatever the balancer (see above)."""
+    return trials_for_hits(needed, 1 / len(instances), profile.outlier.batch_alpha / endpoints)
+
+
 def _errors_before_silence(rows: Sequence[TraceRow], status: int) -> tuple[int, int]:
     """(errors the endpoint returned, requests it got after its last error)."""
     errors = [index for index, row in enumerate(rows) if row.outcome == status]
@@ -98,7 +110,7 @@ def test_an_endpoint_is_ejected_after_exactly_n_consecutive_errors_and_not_after
                     f"{threshold - 1} errors it keeps getting traffic; after {threshold} errors it gets none for the "
                     "rest of the batch (well inside baseEjectionTime); exact counts")
     below = _sequential(mesh, Echo(key=uuid.uuid4().hex, status=500, first=threshold - 1, only_instance=failing),
-                        count=len(instances) * (2 * threshold + 4))
+                        count=_batch(profile, instances, 2 * threshold - 1))
     _record(check, mesh, f"{threshold - 1} errors", below, instances)
     rows = _served_by(below.trace, failing)
     errors, after = _errors_before_silence(rows, 500)
@@ -106,7 +118,8 @@ def test_an_endpoint_is_ejected_after_exactly_n_consecutive_errors_and_not_after
     check.expect(errors == threshold - 1 and after >= threshold,
                  f"outlier threshold: after {errors} consecutive errors (one fewer than {threshold}) {failing} got "
                  f"only {after} more requests; it must stay in the pool")
-    at = _sequential(mesh, Echo(status=500, only_instance=failing), count=len(instances) * (threshold + 10))
+    at = _sequential(mesh, Echo(status=500, only_instance=failing),
+                     count=_batch(profile, instances, threshold + 1))
     _record(check, mesh, f"{threshold} errors", at, instances)
     errors, after = _errors_before_silence(_served_by(at.trace, failing), 500)
     check.measure("errors_before_ejection", errors, "errors", expected=threshold)
@@ -126,13 +139,14 @@ def test_an_ejected_endpoint_gets_no_traffic_for_the_base_ejection_time_then_ret
     instances = _apply(mesh, policy)
     failing = instances[0]
     noise = measure_noise(mesh, check, CALLER, Request(scenario.ORDER_SERVICE, "/"), profile.timing)
-    spacing = len(instances) / settings.probe_rate  # how soon a returned endpoint is picked again (round robin)
+    # until the balancer picks the returned endpoint again, at random (one cycle in round robin)
+    spacing = draws_until_hit(1 / len(instances), settings.batch_alpha) / settings.probe_rate
     window = noise.window(settings.base_ejection_time, profile.timing, extra_late=settings.interval + spacing)
     check.criterion(f"{failing} fails its first {threshold} requests, then recovers; probes at "
                     f"{settings.probe_rate:g}/s: the time from its last error to its next request is in "
                     f"{window.describe()} = baseEjectionTime {settings.base_ejection_time:g}s, + up to one sweep "
-                    f"interval {settings.interval:g}s + one round-robin cycle {spacing * 1000:.0f} ms, +/- the "
-                    "measured noise bounds")
+                    f"interval {settings.interval:g}s + {spacing * 1000:.0f} ms until the balancer picks it again "
+                    "(p >= 1 - 1e-4 at random, one cycle in round robin), +/- the measured noise bounds")
     duration = settings.base_ejection_time + settings.interval + 1.0
     tally = _sequential(mesh, Echo(key=uuid.uuid4().hex, status=500, first=threshold, only_instance=failing),
                         count=round(duration * settings.probe_rate), rate=settings.probe_rate)
@@ -168,10 +182,10 @@ def test_no_more_endpoints_than_max_ejection_percent_are_ejected(
                     f"updates into 1 s windows), exactly {allowed} of them get no more traffic")
     for instance in failing:
         faults.inject(AppError(500), instance)
-    rounds = _sequential(mesh, Echo(), count=len(instances) * (threshold + 2) * len(failing))
+    rounds = _sequential(mesh, Echo(), count=_batch(profile, instances, threshold, endpoints=len(failing)))
     _record(check, mesh, "every failing endpoint past the threshold", rounds, instances)
     time.sleep(settle)  # the mesh may batch the second ejection (profile: outlier.settle), judged after it
-    tail = _sequential(mesh, Echo(), count=len(instances) * 10)
+    tail = _sequential(mesh, Echo(), count=_batch(profile, instances, 1, endpoints=len(failing)))
     _record(check, mesh, f"{settle:.2f}s later", tail, instances)
     still_served = {row.instance for row in tail.trace}
     ejected = [instance for instance in failing if instance not in still_served]
@@ -192,13 +206,14 @@ def test_consecutive_gateway_errors_eject_on_503_but_not_on_500(mesh: Backend, c
                     f"{threshold + 5} times in a row keeps getting traffic; answering 503, it is ejected after exactly "
                     f"{threshold}")
     echo = Echo(status=500, only_instance=failing, key=uuid.uuid4().hex, first=threshold + 5)
-    five_hundreds = _sequential(mesh, echo, count=len(instances) * (threshold + 10))
+    five_hundreds = _sequential(mesh, echo, count=_batch(profile, instances, threshold + 6))
     _record(check, mesh, "500s", five_hundreds, instances)
     errors, after = _errors_before_silence(_served_by(five_hundreds.trace, failing), 500)
     check.expect(errors == threshold + 5 and after > 0,
                  f"outlier gateway errors: {failing} was ejected by {errors} HTTP 500s (got {after} requests after); "
                  "500 is not a gateway error")
-    gateway = _sequential(mesh, Echo(status=503, only_instance=failing), count=len(instances) * (threshold + 10))
+    gateway = _sequential(mesh, Echo(status=503, only_instance=failing),
+                          count=_batch(profile, instances, threshold + 1))
     _record(check, mesh, "503s", gateway, instances)
     errors, after = _errors_before_silence(_served_by(gateway.trace, failing), 503)
     check.measure("gateway_errors_before_ejection", errors, "errors", expected=threshold)

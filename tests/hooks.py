@@ -49,3 +49,31 @@ def tag_inbound_responses(workload: str, config: dict[str, Any]) -> dict[str, An
             for host in resource["virtual_hosts"]:
                 host["response_headers_to_add"] = [{"header": {"key": "x-hooked-by", "value": workload}}]
     return config
+
+
+_manifest_calls = 0
+
+
+def stall_manifests_after_startup(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--manifest-hook: lets the local Istio mesh start (its baseline is the first apply), then hangs the
+    next one (the first check's reset), so a run on real Istio can be interrupted mid-check."""
+    global _manifest_calls
+    _manifest_calls += 1
+    if _manifest_calls > 1:
+        time.sleep(600)
+    return manifests
+
+
+def drop_every_manifest(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--manifest-hook returning no objects: what the intents rendered is deleted, nothing is applied."""
+    return []
+
+
+def unparsable_rate_limit(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--manifest-hook: the rate limit's bucket size becomes a word. istiod passes the filter's TypedStruct
+    through untouched; Envoy cannot parse it and refuses the listeners."""
+    for manifest in manifests:
+        if manifest["kind"] == "EnvoyFilter":
+            for patch in manifest["spec"]["configPatches"]:
+                patch["patch"]["value"]["typed_config"]["value"]["token_bucket"]["max_tokens"] = "lots"
+    return manifests

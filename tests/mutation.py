@@ -9,16 +9,18 @@ from typing import Any
 from tests.helpers import run_meshproof
 
 
-def run_mutant(tmp_path: Path, mutant: str, only: str, select: str, *, profile: str = "") -> dict[str, Any]:
-    """`meshproof run --only ONLY [--profile P] --envoy-config-hook tests.mutants:MUTANT -- -k SELECT`;
-    its results.json. `profile` is YAML text for a profile written beside the run."""
+def run_mutant(tmp_path: Path, mutant: str, only: str, select: str, *, profile: str = "",
+               hook: str = "--envoy-config-hook", hooks: str = "tests.mutants", mesh: tuple[str, ...] = (),
+               timeout: float = 300) -> dict[str, Any]:
+    """`meshproof run [MESH...] --only ONLY [--profile P] HOOK HOOKS:MUTANT -- -k SELECT`; its results.json.
+    `profile` is YAML text for a profile written beside the run."""
     out = tmp_path / "out"
     extra = []
     if profile:
         (tmp_path / "profile.yaml").write_text(profile)
         extra = ["--profile", str(tmp_path / "profile.yaml")]
-    done = run_meshproof("run", "--only", only, "--out", str(out), "--envoy-config-hook", f"tests.mutants:{mutant}",
-                         *extra, "--", "-k", select, state_dir=tmp_path)
+    done = run_meshproof("run", *mesh, "--only", only, "--out", str(out), hook, f"{hooks}:{mutant}",
+                         *extra, "--", "-k", select, state_dir=tmp_path, timeout=timeout)
     assert done.returncode in (0, 1), f"the run itself broke (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
     results: dict[str, Any] = json.loads((out / "results.json").read_text())
     assert results["checks"], f"-k {select} selected no check:\n{done.stdout}"

@@ -20,7 +20,7 @@ from tests.helpers import one_error_line, run_meshproof
         (["--envoy-config-hook", "tests.hooks:no_such_function"], "tests.hooks has no function 'no_such_function'"),
         (["--envoy-config-hook", "tests.hooks"], "expected MODULE:FUNCTION"),
         (["--out", "/proc/meshproof"], "--out /proc/meshproof: cannot create it"),
-        (["--mesh", "istio"], "--mesh istio needs"),
+        (["--mesh", "istio", "--cluster", "kind"], "--mesh istio --cluster kind needs"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -69,7 +69,8 @@ def test_doctor_reports_envoy_and_what_the_cluster_meshes_miss(tmp_path: Path) -
     done = run_meshproof("doctor", state_dir=tmp_path)
     assert done.returncode == 0, done.stdout
     assert "ok       envoy: 1.40" in done.stdout
-    assert "MISSING  istioctl: not found on PATH" in done.stdout
+    assert "MISSING  linkerd (--cluster kind or existing): not found on PATH" in done.stdout
+    assert "ok       network namespace (--cluster local)" in done.stdout  # istio runs here without a cluster
     assert run_meshproof("doctor", "--mesh", "linkerd", state_dir=tmp_path).returncode == 2
 
 

@@ -106,7 +106,9 @@ def test_the_vendored_crds_are_what_the_vendoring_tool_extracts_from_the_publish
         assert expected == (schema.CRD_DIR / name).read_text()
 
 
-@pytest.mark.parametrize(("manifest", "error"), [
+#: (manifest, a part of the validator's error or None when valid); tests/test_apiserver_manifests.py
+#: checks that the real API server agrees with each verdict.
+VALIDATOR_CASES: list[tuple[dict[str, Any], str | None]] = [
     (VIRTUAL_SERVICE, None),
     (changed(VIRTUAL_SERVICE, "spec.gatways", ["mesh"]), "spec.gatways: unknown field"),
     (changed(VIRTUAL_SERVICE, "spec.http.0.retries.tries", 3), "spec.http[0].retries.tries: unknown field"),
@@ -159,7 +161,10 @@ def test_the_vendored_crds_are_what_the_vendoring_tool_extracts_from_the_publish
     (changed(SERVICE, "spec.selector", ["app"]), "spec.selector: expected an object"),
     (changed(SERVICE, "apiVersion", "v2"), "is not served"),
     (changed(SERVICE, "metadata.namespace", DELETE), "metadata.namespace: required"),
-])
+]
+
+
+@pytest.mark.parametrize(("manifest", "error"), VALIDATOR_CASES)
 def test_the_validator_accepts_what_the_api_server_accepts_and_names_the_field_it_refuses(
         manifest: dict[str, Any], error: str | None) -> None:
     errors = schema.validate(manifest)
@@ -191,7 +196,7 @@ WIDGET_CRD: dict[str, Any] = {
                                       "x-kubernetes-list-type": "set"},
                              "ports": {"type": "array", "x-kubernetes-list-type": "map",
                                        "x-kubernetes-list-map-keys": ["port", "protocol"],
-                                       "items": {"type": "object", "properties": {
+                                       "items": {"type": "object", "required": ["port", "protocol"], "properties": {
                                            "port": {"type": "integer"}, "protocol": {"type": "string"}}}},
                              "size": {"x-kubernetes-int-or-string": True},
                              "wait": {"type": "string", "format": "duration"},
@@ -205,7 +210,7 @@ WIDGET: dict[str, Any] = {"apiVersion": "example.com/v1", "kind": "Widget",
                           "metadata": {"name": "w", "namespace": "default"}, "spec": {}}
 
 
-@pytest.mark.parametrize(("spec", "error"), [
+WIDGET_CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"tags": ["a", "b"], "ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}]}, None),
     ({"tags": ["a", "a"]}, "has non-unique elements"),
     ({"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "TCP"}]},
@@ -216,7 +221,10 @@ WIDGET: dict[str, Any] = {"apiVersion": "example.com/v1", "kind": "Widget",
     ({"wait": "1h30m"}, None),
     ({"wait": "soon"}, "is not a 'duration'"),
     ({"free": {"any": {"thing": [1]}}}, None),
-])
+]
+
+
+@pytest.mark.parametrize(("spec", "error"), WIDGET_CASES)
 def test_list_types_int_or_string_formats_and_preserved_fields_follow_structural_schema_rules(
         spec: dict[str, Any], error: str | None) -> None:
     catalog = CrdCatalog([WIDGET_CRD])

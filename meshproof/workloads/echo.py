@@ -19,19 +19,21 @@ import argparse
 import asyncio
 import base64
 import collections
+import functools
 import json
 import os
 import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from meshproof.workloads import client, directives, http1, timerfd
+from meshproof.workloads import client, directives, http1, probe, timerfd
 
 TIMELINE_LENGTH = 20000
 
@@ -236,6 +238,8 @@ class EchoApp:
                 return _json(200, {"stalled_for": payload["seconds"]})
             if route == ("POST", "/forward"):
                 return self._forward(payload)
+            if route == ("POST", "/probe"):
+                return self._probe(payload)
         except (KeyError, TypeError, ValueError) as exc:
             return _json(400, {"error": f"{type(exc).__name__}: {exc}"})
         return _json(404, {"error": f"no control endpoint {request.method} {url.path}"})
@@ -277,6 +281,25 @@ class EchoApp:
         if pool is None or pool.upstream != upstream:
             pool = self._pools[key] = client.Pool(upstream)
         return _json(200, await client.forward_one(pool, method, path, headers, body, timeout))
+
+
+    async def _probe(self, payload: dict[str, Any]) -> Reply:
+        """`/probe`: one request to `host:port` as a client outside the mesh; the outcome, classified. A
+        client certificate comes as PEM text (`client_cert_pem`, `client_key_pem`), for a foreign CA's."""
+        with tempfile.TemporaryDirectory() as directory:
+            client_cert = None
+            if payload.get("client_cert_pem"):
+                cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+                for path, text in ((cert, payload["client_cert_pem"]), (key, payload["client_key_pem"])):
+                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as file:
+                        file.write(text)
+                client_cert = (cert, key)
+            outcome, status, detail = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                probe.probe, payload["host"], int(payload["port"]), method=payload.get("method", "GET"),
+                path=payload.get("path", "/"), host_header=payload.get("host_header", payload["host"]),
+                headers=dict(payload.get("headers", {})), body=base64.b64decode(payload.get("body_b64", "")),
+                tls=bool(payload.get("tls")), client_cert=client_cert, timeout=float(payload.get("timeout", 5.0))))
+        return _json(200, {"outcome": outcome, "status": status, "detail": detail})
 
 
 async def precise_sleep(delay: float) -> None:

@@ -9,8 +9,9 @@ in) and checked by the `jsonschema` package:
   `additionalProperties` accepts no other fields (the API server would prune them; `kubectl apply`
   with strict field validation, its default since Kubernetes 1.27, rejects them instead);
 - `x-kubernetes-int-or-string` accepts an integer or a string; `nullable: true` accepts null;
-- a null where the schema does not allow it is reported: the API server would prune it silently,
-  which for a renderer means a value got lost;
+- a null where the schema does not allow it is refused: kube-apiserver 1.37 refuses it in a
+  server-side apply ("must be of type string: \"null\"") and drops it silently from a create, even
+  with strict field validation (both checked against the real server);
 - `x-kubernetes-list-type: set` items must be unique, `map` items unique by their
   `x-kubernetes-list-map-keys`;
 - type, enum, required, pattern, min/max (length, items, properties, value), multipleOf, oneOf, anyOf,
@@ -357,7 +358,7 @@ def _messages(error: ValidationError) -> Iterator[str]:
                 where = _join("" if path == "(root)" else path, name)
                 yield f"{where}: unknown field (not declared in the schema)"
     elif error.validator == "type" and error.instance is None:
-        yield f"{path}: null is not allowed here (the API server would drop the field silently)"
+        yield f"{path}: null is not allowed here (the field is not nullable)"
     elif error.validator in ("oneOf", "anyOf") and error.context:
         reasons = "; ".join(sorted({f"{_path(sub)}: {sub.message}" for sub in error.context}))
         yield f"{path}: {error.message} ({reasons})"

@@ -10,14 +10,11 @@ Envoy extensions with it; meshproof's own tests break the mesh with it on purpos
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from meshproof.errors import UserError
+from meshproof.user_code import load_function
 
 ConfigHook = Callable[[str, dict[str, Any]], dict[str, Any]]
 OPTION = "--envoy-config-hook"
@@ -25,33 +22,7 @@ OPTION = "--envoy-config-hook"
 
 def load_hook(spec: str) -> ConfigHook:
     """Import `module:function` (a dotted module, or a path to a .py file)."""
-    module_name, sep, function_name = spec.rpartition(":")
-    if not sep or not module_name or not function_name:
-        raise UserError(f"{OPTION} {spec!r}: expected MODULE:FUNCTION, e.g. mypkg.hooks:add_lua_filter")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise UserError(f"{OPTION} {spec!r}: no file {path}")
-            module_spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert module_spec is not None and module_spec.loader is not None
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
-                sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: hooks beside the user's files
-            module = importlib.import_module(module_name)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(
-            f"{OPTION} {spec!r}: cannot import {module_name}: {type(exc).__name__}: {exc} "
-            "(is it on PYTHONPATH, or give a path to a .py file)"
-        ) from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise UserError(f"{OPTION} {spec!r}: {module_name} has no function {function_name!r}")
-    hook: ConfigHook = function
+    hook: ConfigHook = load_function(spec, option=OPTION, example="mypkg.hooks:add_lua_filter")
     return hook
 
 

@@ -11,7 +11,6 @@ finish the job if the runner itself was killed.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,20 +26,14 @@ from meshproof.backend import (
     LoadSetup,
     LoadTarget,
     LoadTargets,
-    ObservedIdentity,
-    RawOutcome,
-    Request,
     RequestCounts,
-    Response,
-    Tally,
     Telemetry,
-    Transport,
 )
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import LocalCA, Svid
+from meshproof.backends.host.calls import EchoCalls
 from meshproof.backends.host.disruption import Blackhole, Freeze, connect_outcome
 from meshproof.backends.host.envoy import envoy_version, find_envoy
-from meshproof.backends.host.outside_client import probe
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.backends.local import render
@@ -54,6 +47,7 @@ from meshproof.faults import (
     AppDelay,
     AppError,
     AppFreeze,
+    ControlPlaneDown,
     Fault,
     HttpFault,
     PortBlackholed,
@@ -64,15 +58,14 @@ from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
 from meshproof.runs import RunDir, state_root
-from meshproof.xfcc import peer_uri
 
 XFCC = "x-forwarded-client-cert"
 
 
-class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
+class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "local"
     overflow_marker = ("x-envoy-overloaded", "true")
-    fault_types = frozenset(ALL)
+    fault_types = frozenset(ALL) - {ControlPlaneDown}  # its proxies read files: there is no control plane
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -258,8 +251,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         while self.injected:
             self.injected.pop().undo()
         self.apply(self.baseline)
-        for app in self.apps.values():
-            app.control.post("/reset").raise_for_status()
+        self.reset_apps()
 
     def inject(self, fault: Fault, instance: str) -> Injected:
         """Each fault acts on exactly one process or one sidecar's config (meshproof.faults says which)."""
@@ -278,19 +270,13 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
                 undo = self._add_http_fault(fault, instance)
             case PortRefused() | PortBlackholed():
                 undo = self._close_inbound(fault, instance)
+            case ControlPlaneDown():
+                raise UserError("the local mesh has no control plane to stop: its proxies read files")
             case _:
                 assert_never(fault)
         injected = Injected(fault, instance, undo)
         self.injected.append(injected)
         return injected
-
-    def undo(self, fault: Fault, instance: str) -> bool:
-        for injected in reversed(self.injected):
-            if injected.fault == fault and injected.instance == instance and not injected.undone:
-                self.injected.remove(injected)
-                injected.undo()
-                return True
-        return False
 
     def _crash_proxy(self, instance: str) -> Callable[[], None]:
         assert self.supervisor is not None
@@ -414,90 +400,9 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()
                            if self._serves(s.instance.name, kind)])
 
-    # --- traffic --------------------------------------------------------------------------------------
-    def _caller(self, source: str) -> EchoApp:
-        if source in self.apps:
-            return self.apps[source]
-        for app in self.apps.values():
-            if app.instance.workload.name == source:
-                return app
-        raise UserError(f"no workload or instance {source!r} in the local mesh; "
-                        f"known: {', '.join(sorted({a.instance.workload.name for a in self.apps.values()}))}")
-
-    def _timeout(self, request: Request) -> float:
-        return self.profile.timeouts.call if request.timeout is None else request.timeout
-
-    def _forward_payload(self, request: Request) -> dict[str, Any]:
-        return {
-            "service": request.host(),
-            "port": request.port,
-            "method": request.method,
-            "path": request.path,
-            "headers": dict(request.headers),
-            "body_b64": base64.b64encode(request.body).decode(),
-            "timeout": self._timeout(request),
-        }
-
-    def call(self, source: str, request: Request) -> Response:
-        app = self._caller(source)
-        reply = app.control.post("/forward", json=self._forward_payload(request),
-                                 timeout=self._timeout(request) + self.profile.timeouts.forward_margin)
-        reply.raise_for_status()
-        data = reply.json()
-        return Response(status=data["status"], headers=data["headers"], body=data["body"],
-                        elapsed=data["elapsed_s"], error=data["error"], detail=data.get("detail", ""))
-
-    def call_batch(self, source: str, request: Request, *, count: int, rate: float = 0.0,
-                   concurrency: int = 8, capture: tuple[str, ...] | None = None) -> Tally:
-        app = self._caller(source)
-        payload = {**self._forward_payload(request), "count": count, "rate": rate, "concurrency": concurrency,
-                   "capture": None if capture is None else list(capture)}
-        timeouts = self.profile.timeouts
-        expected = count / (rate or timeouts.batch_floor_rate)
-        deadline = expected * timeouts.batch_slowdown + self._timeout(request) + timeouts.batch_margin
-        reply = app.control.post("/forward", json=payload, timeout=deadline)
-        reply.raise_for_status()
-        return Tally.from_json(reply.json())
-
-    def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
-        instance = self._instance(target)
-        client_cert = None
-        if transport is Transport.TLS_FOREIGN_CA:
-            assert self.foreign_client is not None
-            client_cert = (self.foreign_client.cert, self.foreign_client.key)
-        return probe("127.0.0.1", instance.inbound_port, request, transport, client_cert=client_cert,
-                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client))
-
-    def _instance(self, target: str) -> Instance:
-        """An instance by name, or the first instance of a workload or service."""
-        for instance in self.topology.instances:
-            if target in (instance.name, instance.workload.name, instance.service):
-                return instance
-        raise UserError(f"no instance, workload or service {target!r} in the local mesh")
-
-    def observed_identity(self, response: Response) -> ObservedIdentity:
-        echo = response.echo
-        raw = str(echo["headers"].get(XFCC, "")) if echo else ""
-        uri = peer_uri(raw)
-        identity = None
-        if uri:
-            try:
-                identity = Identity.parse(uri)
-            except ValueError:
-                identity = None
-        return ObservedIdentity(identity, f"request header {XFCC} set by the server's sidecar", raw)
-
-    # --- observations ---------------------------------------------------------------------------------
-    def instances(self, service: str, namespace: str = "default", version: str | None = None) -> list[str]:
-        return [i.name for i in self.topology.of_service(service, namespace, version)]
-
-    def attempts(self, service: str, key: str, namespace: str = "default") -> dict[str, int]:
-        result = {}
-        for name in self.instances(service, namespace):
-            reply = self.apps[name].control.get("/attempts", params={"key": key})
-            reply.raise_for_status()
-            result[name] = int(reply.json()["attempts"])
-        return result
+    # --- traffic and observations (the echo apps: meshproof.backends.host.calls) --------------------------
+    def inbound_address(self, instance: Instance) -> tuple[str, int]:
+        return "127.0.0.1", instance.inbound_port
 
     def diagnostics(self) -> dict[str, Any]:
         complaints = {name: lines for name, sidecar in self.sidecars.items() if (lines := sidecar.admin.complaints())}
