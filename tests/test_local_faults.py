@@ -35,8 +35,8 @@ from meshproof.profile import Profile
 
 V2 = "order-service-v2-0"
 CALLER = "api-gateway"
-ROUTE_TIMEOUT = 1.0  # s: bounds a call to a blackholed endpoint (its connect timeout is Istio's 10 s)
-DELAY = 1.0  # s: the delay faults' (a call within it after the undo shows the delay gone)
+ROUTE_TIMEOUT = 2.0  # s: bounds a call to a blackholed endpoint (its connect timeout is Istio's 10 s)
+DELAY = 1.0  # s: the delay faults' (shorter than the route timeout; a call within it after the undo shows it gone)
 PINNED = Route(scenario.ORDER_SERVICE, (RouteRule(splits={"v2": 100}, timeout=ROUTE_TIMEOUT, retries=Retry(0)),))
 
 
