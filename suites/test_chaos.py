@@ -219,11 +219,13 @@ def test_a_blackholed_v1_endpoint_costs_at_most_its_share_at_the_route_timeout(
     """A blackholed v1 endpoint costs at most its share of requests, each a 504 at the route timeout."""
     budget = Budget(profile)
     share = 1 / V1_ENDPOINTS
-    check.criterion(f"connect attempts to the blackholed endpoint wait for the connect timeout, longer than the "
-                    f"route timeout ({profile.retries.timeout:g}s), and the per-try timeout does not run while "
-                    f"connecting, so at most its round-robin share 1/{V1_ENDPOINTS} fails: the error rate's exact "
-                    f"interval starts at or below {share:.0%}, every failure is a 504 (the route timeout), and the "
-                    f"load is back within the limits within Y_end of the port's return ({budget.describe()})")
+    check.criterion(f"connect attempts to the blackholed endpoint wait for the connect timeout (10 s), longer than "
+                    f"the route timeout ({profile.retries.timeout:g}s), so outlier detection sees no failure while "
+                    f"the fault lasts; a request sent there is rescued only by a retry after its per-try timeout, "
+                    f"else it ends 504 at the route timeout: at most the endpoint's round-robin share "
+                    f"1/{V1_ENDPOINTS} fails, so the error rate's exact interval starts at or below {share:.0%}, "
+                    f"every failure is a 504, and the load is back within the limits within Y_end of the port's "
+                    f"return ({budget.describe()})")
     entry = _experiment("blackhole-v1-port", mesh, profile, check, artifacts)
     _, ci, text = _rate(entry)
     check.expect(ci[0] <= share, f"chaos blackhole-v1-port: {text}, more than the endpoint's share {share:.0%}")
