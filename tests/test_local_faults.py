@@ -2,8 +2,8 @@
 
 One real mesh for the module; each test pins order-service to v2 (one instance) without retries, so one
 call shows what the fault did to that instance, injects, observes, undoes and observes the mesh as it was.
-Latency bounds here are only lower bounds from the fault itself (a frozen app answers no sooner than it
-is thawed), never upper bounds of a busy machine.
+Latency bounds here are lower bounds from the fault itself (a frozen app answers no sooner than it is
+thawed), and upper bounds only a whole second past them, which no busy machine gets near.
 """
 
 import json
@@ -35,7 +35,8 @@ from meshproof.profile import Profile
 
 V2 = "order-service-v2-0"
 CALLER = "api-gateway"
-ROUTE_TIMEOUT = 0.5  # s: bounds a call to a blackholed endpoint (its connect timeout is Istio's 10 s)
+ROUTE_TIMEOUT = 2.0  # s: bounds a call to a blackholed endpoint (its connect timeout is Istio's 10 s)
+DELAY = 1.0  # s: the delay faults' (shorter than the route timeout; a call within it after the undo shows it gone)
 PINNED = Route(scenario.ORDER_SERVICE, (RouteRule(splits={"v2": 100}, timeout=ROUTE_TIMEOUT, retries=Retry(0)),))
 
 
@@ -112,10 +113,10 @@ def test_undo_continues_a_frozen_app_before_its_time(mesh: LocalMesh) -> None:
 
 
 def test_a_delayed_app_answers_every_request_late_until_undone(mesh: LocalMesh) -> None:
-    injected = mesh.inject(AppDelay(0.3), V2)
-    assert all(response.status == 200 and response.elapsed >= 0.3 for response in (_call(mesh), _call(mesh)))
+    injected = mesh.inject(AppDelay(DELAY), V2)
+    assert all(response.status == 200 and response.elapsed >= DELAY for response in (_call(mesh), _call(mesh)))
     injected.undo()
-    assert _call(mesh).elapsed < 0.3
+    assert _call(mesh).elapsed < DELAY
 
 
 def test_an_http_abort_at_the_callers_proxy_answers_with_its_status_and_goes_with_undo(mesh: LocalMesh) -> None:
@@ -130,18 +131,18 @@ def test_an_http_abort_at_the_callers_proxy_answers_with_its_status_and_goes_wit
 
 def test_an_http_delay_at_the_callers_proxy_holds_the_request_and_goes_with_undo(mesh: LocalMesh) -> None:
     caller = mesh.instances(CALLER)[0]
-    injected = mesh.inject(HttpFault(scenario.ORDER_SERVICE, delay_percent=100, delay=0.3), caller)
+    injected = mesh.inject(HttpFault(scenario.ORDER_SERVICE, delay_percent=100, delay=DELAY), caller)
     response = _call(mesh)
-    assert response.status == 200 and response.elapsed >= 0.3, response.describe()
+    assert response.status == 200 and response.elapsed >= DELAY, response.describe()
     injected.undo()
-    assert _call(mesh).elapsed < 0.3
+    assert _call(mesh).elapsed < DELAY
 
 
 def test_a_refused_port_fails_connections_while_proxy_and_app_run(mesh: LocalMesh) -> None:
     injected = mesh.inject(PortRefused(), V2)
     assert connect_outcome(_inbound_port(mesh), 1.0) == "refused"
     response = _call(mesh)
-    assert response.status == 503 and response.elapsed < ROUTE_TIMEOUT, response.describe()
+    assert response.status == 503, response.describe()  # connect failure; a timeout would be the route's 504
     assert mesh.sidecars[V2].ready() and mesh.apps[V2].healthy()
     injected.undo()
     assert connect_outcome(_inbound_port(mesh), 1.0) == "accepted"
@@ -215,7 +216,7 @@ ACTION_ARGUMENTS = {
     "inject_http_fault": {"caller": CALLER, "service": scenario.ORDER_SERVICE, "abort_percent": 100.0},
     "refuse_connections": {"instance": V2},
     "blackhole_connections": {"instance": V2},
-    "slow_version": {"service": scenario.ORDER_SERVICE, "version": "v2", "delay_s": 0.3},
+    "slow_version": {"service": scenario.ORDER_SERVICE, "version": "v2", "delay_s": DELAY},
 }
 
 
@@ -224,7 +225,8 @@ def test_each_chaos_action_is_undone_by_its_undo_and_a_second_undo_finds_nothing
     arguments = ACTION_ARGUMENTS[fault]
     with bound(mesh, Profile()):
         injected = getattr(actions, fault)(**arguments)
-        assert _call(mesh).status != 200 or _call(mesh).elapsed >= 0.3, f"{fault} did not disturb v2"
+        disturbed = _call(mesh)
+        assert disturbed.status != 200 or disturbed.elapsed >= DELAY, f"{fault} did not disturb v2"
         undo = getattr(actions, actions.UNDO[fault])
         assert undo(**arguments)["undone"] == injected["instances"]
         assert undo(**arguments)["undone"] == []
