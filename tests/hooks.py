@@ -49,3 +49,14 @@ def tag_inbound_responses(workload: str, config: dict[str, Any]) -> dict[str, An
             for host in resource["virtual_hosts"]:
                 host["response_headers_to_add"] = [{"header": {"key": "x-hooked-by", "value": workload}}]
     return config
+
+
+def out_of_range_integer(workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A value Envoy cannot even parse into its proto (a retry count beyond uint32): not a rejection by
+    validation but a failure to load the file, which Envoy only logs."""
+    for resource in config.get("resources", []):
+        for host in resource.get("virtual_hosts", []):
+            for route in host["routes"]:
+                if "retry_policy" in route.get("route", {}):
+                    route["route"]["retry_policy"]["num_retries"] = 2**32
+    return config

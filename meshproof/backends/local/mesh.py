@@ -142,7 +142,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
             missing = sorted(set(self.sidecars) - set(ready_at))
             raise UserError(f"the local mesh did not start within {self.profile.timeouts.startup:.0f}s "
                             f"(sidecars not ready: {', '.join(missing) or 'none'}; see logs in {logs})")
-        self._wait_served([(sidecar, Pending(kind, version, 0))
+        self._wait_served([(sidecar, Pending(kind, version))
                            for sidecar in self.sidecars.values() for kind, version in sidecar.versions.items()])
         self.intents = baseline
         self._record_startup(started, sidecar_started, ready_at)
@@ -255,7 +255,7 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         if not wait_until(lambda: all(sidecar.ready() for sidecar in restarted),
                           timeout=self.profile.timeouts.startup):
             raise UserError(f"crashed sidecars did not come back within {self.profile.timeouts.startup:.0f}s")
-        self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()])
+        self._wait_served([(s, Pending(kind, version)) for s in restarted for kind, version in s.versions.items()])
         self.crashed -= names
 
     # --- traffic --------------------------------------------------------------------------------------
