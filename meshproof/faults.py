@@ -9,6 +9,7 @@ plus its implementation in each backend that can inject it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 from meshproof import features
@@ -35,5 +36,24 @@ class AppError:
             raise ValueError(f"AppError status must be an HTTP status, got {self.status}")
 
 
-Fault = ProxyCrash | AppError
-ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError)
+class ImpostorCertificate(StrEnum):
+    """What an impostor presents to the callers that reach it."""
+
+    FOREIGN_CA = "the destination's own identity, signed by a CA the mesh does not trust"
+    OTHER_IDENTITY = "a valid mesh certificate of another workload identity"
+
+
+@dataclass(frozen=True)
+class Impostor:
+    """An impostor takes the instance's place: its proxy is SIGKILLed and a TLS server listens at the address
+    callers reach the instance on, presenting `certificate`. A caller's proxy that verifies who answers must
+    fail the handshake before sending a request. The injected handle's `observed()` says what the impostor
+    saw: `connections` accepted, `handshakes` completed, `requests` (HTTP request heads) received. Undo stops
+    it and starts the proxy again with the configuration it had."""
+
+    certificate: ImpostorCertificate
+    feature: ClassVar[Feature] = features.FAULT_IMPOSTOR
+
+
+Fault = ProxyCrash | AppError | Impostor
+ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError, Impostor)

@@ -724,6 +724,23 @@ def _pooled_quantiles(blocks: list[FloatArray], weights: IntArray, levels: Float
     return pooled[below]
 
 
+# --- how many requests an endpoint picked at random needs -------------------------------------------
+
+
+def requests_to_reach(k: int, share: float, shortfall: float) -> int:
+    """The fewest requests n for which an endpoint that gets each request with probability `share`, independently
+    (a random load balancer's pick, one request at a time), receives at least `k` of them with probability at
+    least 1 - `shortfall`: the smallest n with P(Binomial(n, share) < k) <= shortfall."""
+    _check_share("share", share)
+    _check_share("shortfall", shortfall)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n = k
+    while stats.binom.cdf(k - 1, n, share) > shortfall:
+        n += 1
+    return n
+
+
 # --- argument checks -----------------------------------------------------------------------------
 
 

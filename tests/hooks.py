@@ -53,10 +53,11 @@ def tag_inbound_responses(workload: str, config: dict[str, Any]) -> dict[str, An
 
 def out_of_range_integer(workload: str, config: dict[str, Any]) -> dict[str, Any]:
     """A value Envoy cannot even parse into its proto (a retry count beyond uint32): not a rejection by
-    validation but a failure to load the file, which Envoy only logs."""
+    validation but a failure to load the file, which Envoy only logs. Only in retry policies with a per-try
+    timeout (a check's, not the mesh's default), so the mesh starts and a check's apply() meets it."""
     for resource in config.get("resources", []):
         for host in resource.get("virtual_hosts", []):
             for route in host["routes"]:
-                if "retry_policy" in route.get("route", {}):
+                if "per_try_timeout" in route.get("route", {}).get("retry_policy", {}):
                     route["route"]["retry_policy"]["num_retries"] = 2**32
     return config

@@ -331,13 +331,14 @@ def no_circuit_breaker(workload: str, config: Config) -> Config:
     return config
 
 
-# --- the local rate limit (on the target's inbound route) -----------------------------------------------
+# --- the local rate limit (in the target's inbound HTTP connection managers) -----------------------------
 
 
 def _rate_limits(config: Config) -> Iterator[dict[str, Any]]:
-    limit = _per_filter(config).get("envoy.filters.http.local_ratelimit")
-    if limit is not None:
-        yield limit
+    for hcm in _dicts(_inbound_listener(config)):
+        for http_filter in hcm.get("http_filters", []):
+            if http_filter["name"] == "envoy.filters.http.local_ratelimit":
+                yield http_filter["typed_config"]
 
 
 def bigger_bucket(workload: str, config: Config) -> Config:

@@ -34,6 +34,26 @@ def _exchange(sock: socket.socket | ssl.SSLSocket, request: Request, host: str) 
     return "http", message.status, head.split(b"\r\n", 1)[0].decode("latin-1")
 
 
+def _refused_after_handshake(sock: ssl.SSLSocket, alert_wait: float, timeout: float) -> tuple[str, str] | None:
+    """TLS 1.3 completes the client's handshake before the server has judged its certificate, and a server
+    that refuses it sends an alert and closes. A client that writes meanwhile races that close: the kernel
+    answers the late write with a reset, which can destroy the alert in flight (seen here: EOF or reset
+    instead of the alert on 2 of 3 instances). So the probe listens first, for `alert_wait`, and writes
+    only when no verdict came."""
+    sock.settimeout(alert_wait)
+    try:
+        data = sock.recv(65536)
+    except TimeoutError:
+        return None
+    except ssl.SSLError as exc:
+        return ("tls_alert" if "ALERT" in str(exc) else "tls_error"), exc.reason or str(exc)
+    finally:
+        sock.settimeout(timeout)
+    if not data:
+        return "closed_after_handshake", "the server closed the connection after the TLS handshake"
+    return "not_http", f"{len(data)} bytes before any request"
+
+
 def probe(
     host: str,
     port: int,
@@ -42,6 +62,7 @@ def probe(
     *,
     client_cert: tuple[Path, Path] | None = None,
     timeout: float = 5.0,
+    alert_wait: float = 0.5,
 ) -> RawOutcome:
     """Connect to host:port over `transport` and send `request` once; never raises for network errors."""
     try:
@@ -63,6 +84,9 @@ def probe(
             except ssl.SSLError as exc:
                 return RawOutcome(transport, "tls_alert" if "ALERT" in str(exc) else "tls_handshake_failed",
                                   detail=exc.reason or str(exc))
+            refused = _refused_after_handshake(sock, alert_wait, timeout)
+            if refused is not None:
+                return RawOutcome(transport, refused[0], detail=refused[1])
         outcome, status, detail = _exchange(sock, request, request.host())
         return RawOutcome(transport, outcome, status=status, detail=detail)
     except ssl.SSLError as exc:  # TLS 1.3: a missing client cert is reported after the handshake

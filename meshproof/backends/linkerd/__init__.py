@@ -3,10 +3,10 @@ install, deploy) is not wired in yet; when it is, it applies what the renderer g
 imports another mesh's."""
 
 from meshproof.backends.kube.descriptor import cluster_descriptor
-from meshproof.backends.linkerd.render import UNSUPPORTED, render
+from meshproof.backends.linkerd.render import BEHAVIOUR, UNSUPPORTED, render
 
 DESCRIPTOR = cluster_descriptor(
-    "linkerd", "Linkerd's control plane and proxies on a Kubernetes cluster", render, UNSUPPORTED,
+    "linkerd", "Linkerd's control plane and proxies on a Kubernetes cluster", render, {**UNSUPPORTED, **BEHAVIOUR},
     tools=("docker", "kind", "kubectl", "linkerd"),
 )
 

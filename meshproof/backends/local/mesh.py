@@ -39,15 +39,16 @@ from meshproof.backend import (
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import LocalCA, Svid
 from meshproof.backends.host.envoy import envoy_version, find_envoy
+from meshproof.backends.host.impostor import ImpostorServer
 from meshproof.backends.host.outside_client import probe
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
-from meshproof.backends.local import render
+from meshproof.backends.local import UNSUPPORTED, render
 from meshproof.backends.local.hook import ConfigHook, run_hook
 from meshproof.backends.local.render import SidecarFiles
 from meshproof.backends.local.sidecar import Pending, Sidecar
 from meshproof.errors import UserError
-from meshproof.faults import AppError, Fault, ProxyCrash
+from meshproof.faults import AppError, Fault, Impostor, ImpostorCertificate, ProxyCrash
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -60,7 +61,8 @@ XFCC = "x-forwarded-client-cert"
 class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
     name = "local"
     overflow_marker = ("x-envoy-overloaded", "true")
-    fault_types = frozenset({ProxyCrash, AppError})
+    fault_types = frozenset({ProxyCrash, AppError, Impostor})
+    unsupported = UNSUPPORTED
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -77,6 +79,9 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
         self.foreign_client: Svid | None = None
+        self.mesh_client: Svid | None = None  # a valid mesh certificate for clients outside the mesh
+        self.ca: LocalCA | None = None
+        self.svids: dict[Identity, Svid] = {}
         self.startup: dict[str, Any] = {}
         self.crashed: set[str] = set()
         self.injected: list[Injected] = []
@@ -97,9 +102,10 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         self.run = run = RunDir.create("local")
         self.ports = ports = PortBlock.reserve(state_root() / "locks")
         self.supervisor = supervisor = Supervisor(run)
-        ca = LocalCA(run.path / "pki")
+        self.ca = ca = LocalCA(run.path / "pki")
         self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
-        svids: dict[Identity, Svid] = {}
+        self.mesh_client = ca.issue(Identity("default", "outside-client"), file_stem="outside-client")
+        self.svids = svids = {}
         instances = []
         for workload in workloads:
             if workload.identity not in svids:
@@ -229,7 +235,9 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
     def inject(self, fault: Fault, instance: str) -> Injected:
         if instance not in self.sidecars:
             raise UserError(f"no instance {instance!r} in the local mesh")
-        if isinstance(fault, ProxyCrash):
+        if isinstance(fault, Impostor):
+            injected = self._impersonate(fault, instance)
+        elif isinstance(fault, ProxyCrash):
             assert self.supervisor is not None
             self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
             self.crashed.add(instance)
@@ -244,6 +252,25 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
             injected = Injected(fault, instance, heal)
         self.injected.append(injected)
         return injected
+
+    def _impersonate(self, fault: Impostor, instance: str) -> Injected:
+        """The instance's proxy is killed and an impostor takes its inbound address."""
+        assert self.supervisor is not None and self.ca is not None and self.run is not None
+        target = self.topology.instance(instance)
+        if fault.certificate is ImpostorCertificate.FOREIGN_CA:  # the destination's own identity, wrongly signed
+            svid = self.ca.foreign().issue(target.identity, file_stem=f"impostor-{instance}")
+        else:  # a real identity of the mesh that is not the destination's
+            other = next(identity for identity in self.svids if identity != target.identity)
+            svid = self.svids[other]
+        self.supervisor.kill(self.sidecars[instance].name)
+        self.crashed.add(instance)
+        server = ImpostorServer(target.inbound_port, svid.cert, svid.key).start()
+
+        def undo() -> None:
+            server.stop()
+            self._restart_crashed({instance})
+
+        return Injected(fault, instance, undo, _observe=server.observed)
 
     def _restart_crashed(self, names: set[str]) -> None:
         """Bring crashed sidecars back with the config they had; wait until they serve it again."""
@@ -305,12 +332,11 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
 
     def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
         instance = self._instance(target)
-        client_cert = None
-        if transport is Transport.TLS_FOREIGN_CA:
-            assert self.foreign_client is not None
-            client_cert = (self.foreign_client.cert, self.foreign_client.key)
+        svid = {Transport.TLS_FOREIGN_CA: self.foreign_client, Transport.TLS_MESH_CERT: self.mesh_client}.get(transport)
+        client_cert = None if svid is None else (svid.cert, svid.key)
         return probe("127.0.0.1", instance.inbound_port, request, transport, client_cert=client_cert,
-                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client))
+                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client),
+                     alert_wait=self.profile.timeouts.tls_verdict)
 
     def _instance(self, target: str) -> Instance:
         """An instance by name, or the first instance of a workload or service."""
@@ -376,10 +402,15 @@ class LocalMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         return RequestCounts(total, errors)
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
+        """Summed over the service's clusters: the whole service and each version's subset."""
         sidecar = self.sidecars[self._caller(source).instance.name]
         port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
-        prefix = f"cluster.{render.cluster_name(service, namespace, port)}.outlier_detection."
-        return {name.removeprefix(prefix): int(value) for name, value in sidecar.stats(prefix).items()}
+        totals: dict[str, int] = {}
+        for subset in ["", *self.topology.versions(service, namespace)]:
+            prefix = f"cluster.{render.cluster_name(service, namespace, port, subset)}.outlier_detection."
+            for name, value in sidecar.stats(prefix).items():
+                totals[name.removeprefix(prefix)] = totals.get(name.removeprefix(prefix), 0) + int(value)
+        return totals
 
     def addresses(self) -> dict[str, dict[str, str]]:
         return {
