@@ -177,8 +177,8 @@ class ConnpoolProfile:
     def validate(self) -> None:
         self.pool("order-service")
         if self.http1_max_pending_requests < self.max_connections:
-            raise ValueError("the check opens max_connections connections in one wave, which queues them all: "
-                             "http1_max_pending_requests must be >= max_connections")
+            raise ValueError("the check opens the pool in waves up to max_connections + 1, which queue up to half "
+                             "of that: http1_max_pending_requests must be >= max_connections")
 
     def pool(self, service: str) -> ConnectionPool:
         return ConnectionPool(service, max_connections=self.max_connections,
