@@ -22,6 +22,7 @@ from meshproof.stats import (
     plan_binomial,
     plan_chi_square,
     plan_sequential,
+    requests_to_reach,
     wilson,
 )
 
@@ -402,3 +403,11 @@ def test_plans_are_frozen_records() -> None:
     assert isinstance(plan, BinomialPlan)
     with pytest.raises(AttributeError):
         plan.n = 1  # type: ignore[misc]
+
+
+def test_requests_to_reach_is_the_smallest_n_whose_shortfall_is_within_the_budget() -> None:
+    n = requests_to_reach(6, 0.25, 1e-6)
+    assert scipy_stats.binom.cdf(5, n, 0.25) <= 1e-6 < scipy_stats.binom.cdf(5, n - 1, 0.25)
+    assert requests_to_reach(1, 0.5, 0.25) == 2  # P(no pick in 2) = 0.25
+    with pytest.raises(ValueError):
+        requests_to_reach(0, 0.25, 1e-6)

@@ -36,7 +36,8 @@ from meshproof.registry import create_backend
 #: what an attached process may ask of the owned backend
 METHODS = frozenset({
     "apply", "reset", "call", "call_batch", "call_unmeshed", "observed_identity", "instances", "attempts",
-    "describe", "diagnostics", "addresses", "inject", "undo", "request_counts", "outlier_stats", "load_setup",
+    "describe", "diagnostics", "addresses", "inject", "undo", "observed", "request_counts", "outlier_stats",
+    "load_setup",
 })
 
 
@@ -53,14 +54,25 @@ class Owner:
         self.injected.append(self.backend.inject(fault, instance))
         return {"fault": wire.encode(fault), "instance": instance}
 
-    def undo(self, fault: Fault, instance: str) -> bool:
-        """Undo the latest fault equal to `fault` still in force on `instance`; False when there is none."""
+    def _latest(self, fault: Fault, instance: str) -> Injected | None:
         for injected in reversed(self.injected):
             if injected.fault == fault and injected.instance == instance and not injected.undone:
-                injected.undo()
-                self.injected.remove(injected)
-                return True
-        return False
+                return injected
+        return None
+
+    def undo(self, fault: Fault, instance: str) -> bool:
+        """Undo the latest fault equal to `fault` still in force on `instance`; False when there is none."""
+        injected = self._latest(fault, instance)
+        if injected is None:
+            return False
+        injected.undo()
+        self.injected.remove(injected)
+        return True
+
+    def observed(self, fault: Fault, instance: str) -> dict[str, int]:
+        """What the latest such fault in force saw (an Impostor's counts); {} when there is none."""
+        injected = self._latest(fault, instance)
+        return {} if injected is None else injected.observed()
 
     def reset(self) -> None:
         self.injected.clear()  # the backend's reset undoes them
@@ -69,7 +81,7 @@ class Owner:
     def invoke(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if method not in METHODS:
             raise UserError(f"the mesh's control API has no method {method!r}")
-        target = self if method in ("inject", "undo", "reset") else self.backend
+        target = self if method in ("inject", "undo", "observed", "reset") else self.backend
         function = getattr(target, method, None)
         if function is None:
             raise UserError(f"the {self.backend.name} backend has no {method}()")

@@ -24,7 +24,7 @@ _TYPES: dict[str, type[Any]] = {
         intent.MtlsPolicy, intent.AuthzPolicy, intent.Rule, intent.Route, intent.RouteRule, intent.Retry,
         intent.HeaderMatch, intent.OutlierPolicy, intent.ConnectionPool, intent.LoadBalancer, intent.RateLimit,
         intent.Identity,
-        faults.ProxyCrash, faults.AppError,
+        faults.ProxyCrash, faults.AppError, faults.Impostor,
         backend.Request, backend.Response, backend.Tally, backend.TraceRow, backend.RawOutcome,
         backend.ObservedIdentity, backend.LoadSetup, backend.LoadTarget, backend.RequestCounts,
     )
