@@ -150,7 +150,9 @@ def test_a_refused_connection_is_retried_when_connect_failure_is_listed(
     requests = profile.retries.connect_failure_requests
     check.criterion(f"one v1 endpoint's proxy is down (connections refused); {requests} sequential requests: "
                     "retryOn=retriable-4xx -> some fail (proving the endpoint is picked), "
-                    "retryOn=connect-failure -> none fail (exact)")
+                    "retryOn=connect-failure -> none fail (exact); the balancer picks one of the two endpoints at "
+                    f"random, so it misses the down one in all {requests} of a phase with probability "
+                    f"{0.5 ** requests:.1g}")
     down = mesh.instances(scenario.ORDER_SERVICE, version="v1")[0]
     faults.inject(ProxyCrash(), down)
     for retry_on, retried in ((("retriable-4xx",), False), (("connect-failure",), True)):
