@@ -168,6 +168,7 @@ class Transport(StrEnum):
     PLAINTEXT = "plaintext HTTP"
     TLS_NO_CLIENT_CERT = "TLS without a client certificate"
     TLS_FOREIGN_CA = "TLS with a client certificate from a foreign CA"
+    TLS_MESH_CERT = "TLS with a valid mesh certificate"  # the positive control of every refusal
 
 
 @dataclass(frozen=True)
@@ -264,17 +265,22 @@ class Backend(ABC):
 
 @dataclass
 class Injected:
-    """A fault in force on one instance; `undo()` restores the state before it (once; later calls do nothing)."""
+    """A fault in force on one instance; `undo()` restores the state before it (once; later calls do nothing);
+    `observed()` is what the fault itself saw so far, where its type says it reports something (an Impostor)."""
 
     fault: Fault
     instance: str
     _undo: Callable[[], None]
     undone: bool = False
+    _observe: Callable[[], Mapping[str, int]] | None = None
 
     def undo(self) -> None:
         if not self.undone:
             self.undone = True
             self._undo()
+
+    def observed(self) -> dict[str, int]:
+        return dict(self._observe()) if self._observe is not None else {}
 
 
 class FaultInjection(ABC):
@@ -288,15 +294,30 @@ class FaultInjection(ABC):
     #: the faults in force, in the order they were injected (a backend appends what inject() returns)
     injected: list[Injected]
 
+    def _latest(self, fault: Fault, instance: str) -> Injected | None:
+        for injected in reversed(self.injected):
+            if injected.fault == fault and injected.instance == instance and not injected.undone:
+                return injected
+        return None
+
     def undo(self, fault: Fault, instance: str) -> bool:
         """Undo the latest fault equal to `fault` still in force on `instance`, whoever injected it (a process
         that only knows the fault's value, such as a Chaos Toolkit rollback); False when there is none."""
-        for injected in reversed(self.injected):
-            if injected.fault == fault and injected.instance == instance and not injected.undone:
-                self.injected.remove(injected)
-                injected.undo()
-                return True
-        return False
+        injected = self._latest(fault, instance)
+        if injected is None:
+            return False
+        self.injected.remove(injected)
+        injected.undo()
+        return True
+
+    def observed(self, fault: Fault, instance: str) -> dict[str, int]:
+        """What the latest such fault in force saw (an Impostor's counts); {} when there is none."""
+        injected = self._latest(fault, instance)
+        return {} if injected is None else injected.observed()
+
+
+#: The counter of ejections a caller's proxy enforced, in outlier_stats (Envoy's name).
+EJECTIONS_ENFORCED = "ejections_enforced_total"
 
 
 class Telemetry(ABC):
@@ -306,7 +327,12 @@ class Telemetry(ABC):
 
     @abstractmethod
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
-        """The caller proxy's own outlier-ejection counters for a service."""
+        """The caller proxy's own outlier-ejection counters for a service, summed over its subsets, by Envoy's
+        names; a mesh whose proxy is not Envoy maps its own counters onto `EJECTIONS_ENFORCED` at least."""
+
+    def ejections_enforced(self, source: str, service: str, namespace: str = "default") -> int:
+        """Ejections the caller's proxy has enforced for the service so far (cumulative: callers take differences)."""
+        return self.outlier_stats(source, service, namespace).get(EJECTIONS_ENFORCED, 0)
 
 
 class LoadTargets(ABC):

@@ -20,6 +20,11 @@ class CheckFailed(AssertionError):
     """A property of the mesh does not hold; the message says which, with the numbers."""
 
 
+class CheckInvalid(CheckFailed):
+    """The check could not judge the mesh here (the machine too noisy, the path not exercised): never a pass,
+    and the message says so, starting with "invalid:" or "inconclusive:"."""
+
+
 class Check:
     def __init__(self, record: CheckRecord, progress: ProgressSink | None = None,
                  load_sink: LoadSink | None = None, chaos_sink: LoadSink | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 from meshproof import features
@@ -48,7 +49,6 @@ class ControlPlaneDown:
     them all): pass "". Undo starts it again and waits until every proxy is connected and in sync."""
 
     feature: ClassVar[Feature] = features.FAULT_CONTROL_PLANE_DOWN
-
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,26 @@ class PortBlackholed:
 
     feature: ClassVar[Feature] = features.FAULT_PORT_BLACKHOLED
 
+class ImpostorCertificate(StrEnum):
+    """What an impostor presents to the callers that reach it."""
+
+    FOREIGN_CA = "the destination's own identity, signed by a CA the mesh does not trust"
+    OTHER_IDENTITY = "a valid mesh certificate of another workload identity"
+
+
+@dataclass(frozen=True)
+class Impostor:
+    """An impostor takes the instance's place: its proxy is SIGKILLed and a TLS server listens at the address
+    callers reach the instance on, presenting `certificate`. A caller's proxy that verifies who answers must
+    fail the handshake before sending a request. The injected handle's `observed()` says what the impostor
+    saw: `connections` accepted, `handshakes` completed, `requests` (HTTP request heads) received. Undo stops
+    it and starts the proxy again with the configuration it had."""
+
+    certificate: ImpostorCertificate
+    feature: ClassVar[Feature] = features.FAULT_IMPOSTOR
 
 
 Fault = (ProxyCrash | AppError | ControlPlaneDown | AppCrash | AppFreeze | AppDelay | HttpFault | PortRefused
-         | PortBlackholed)
+         | PortBlackholed | Impostor)
 ALL: tuple[type[Fault], ...] = (ProxyCrash, AppError, ControlPlaneDown, AppCrash, AppFreeze, AppDelay, HttpFault,
-                                PortRefused, PortBlackholed)
+                                PortRefused, PortBlackholed, Impostor)

@@ -67,6 +67,14 @@ CHAOS = _feature("chaos", "errors, latency and recovery under faults injected wh
 
 # --- extended parts of a capability -----------------------------------------------------------------
 MTLS_PERMISSIVE = _feature("mtls.permissive", "PERMISSIVE mode: plaintext and mTLS both accepted")
+# How a mesh refuses a plaintext client of a STRICT workload: each mesh documents one form, and declares the
+# other unsupported, so the check expects exactly the refusal its mesh documents.
+MTLS_PLAINTEXT_CLOSED = _feature("mtls.plaintext_closed", "under STRICT, a plaintext client's connection is "
+                                 "closed without a byte (Istio's sidecar, the local mesh)")
+MTLS_PLAINTEXT_FORBIDDEN = _feature("mtls.plaintext_forbidden", "under STRICT, a plaintext client's request is "
+                                    "answered HTTP 403 by the proxy (Linkerd's authenticated-only Server)")
+MTLS_OUTSIDE_CERTIFICATE = _feature("mtls.outside_certificate", "a client outside the mesh can hold a certificate "
+                                    "of the mesh's own CA: the positive control of every refusal check")
 AUTHZ_DENY = _feature("authz.deny", "DENY policies, evaluated before ALLOW and winning over it")
 AUTHZ_OVERLAPPING_RULES = _feature("authz.overlapping_rules", "ALLOW rules for different callers whose "
                                    "method/path sets overlap, OR-ed together")
@@ -78,9 +86,13 @@ RETRIES_RETRY_ON_CONNECT_FAILURE = _feature("retries.retry_on_connect_failure", 
 RETRIES_RETRY_ON_REFUSED_STREAM = _feature("retries.retry_on_refused_stream", "retryOn refused-stream alone")
 RETRIES_PER_TRY_TIMEOUT = _feature("retries.per_try_timeout", "perTryTimeout: a slow attempt is abandoned "
                                    "and retried")
+RETRIES_SAME_VERSION = _feature("retries.same_version", "on a weighted route, a retry goes to the version the "
+                                 "first attempt went to (Envoy picks the weighted cluster once per request)")
 RETRIES_STATUS_CODE = _feature("retries.status_code", "retryOn an arbitrary HTTP status code")
 ROUTE_MATCH_ORDER = _feature("canary.match_order", "the first matching rule of a route wins, whatever the "
                              "specificity of later ones")
+ROUTE_LOAD_BALANCER = _feature("canary.load_balancer", "a load-balancing algorithm chosen per service (round "
+                                "robin, random) instead of the mesh's least-loaded choice")
 OUTLIER_MAX_EJECTION_PERCENT = _feature("outlier.max_ejection_percent", "a cap on the share of endpoints "
                                         "ejected at once")
 OUTLIER_GATEWAY_ERRORS = _feature("outlier.gateway_errors", "counting only gateway errors (502, 503, 504) "
@@ -113,6 +125,8 @@ FAULT_PORT_REFUSED = _feature("mesh.fault.port_refused", "refuse connections to 
                               "its proxy and app run (connect failures)")
 FAULT_PORT_BLACKHOLED = _feature("mesh.fault.port_blackholed", "drop connection attempts to one instance's inbound "
                                  "port unanswered (connect timeouts)")
+FAULT_IMPOSTOR = _feature("mesh.fault.impostor", "put an impostor at one instance's address, presenting a "
+                          "foreign CA's certificate or another identity's, and report what reached it")
 TELEMETRY = _feature("mesh.telemetry", "the proxies' own counters: requests and 5xx a version answered, "
                      "a caller's outlier-ejection counters")
 LOAD_TARGETS = _feature("mesh.load_targets", "addresses a load generator can send to as a workload (through "

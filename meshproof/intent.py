@@ -328,6 +328,28 @@ class ConnectionPool:
             _check_positive(name, getattr(self, name), allow_zero=name == "max_retries")
 
 
+class LbPolicy(StrEnum):
+    """How a caller picks one endpoint of a service for each request (Istio's `loadBalancer.simple`)."""
+
+    LEAST_REQUEST = "LEAST_REQUEST"  # Istio's default: of two endpoints drawn at random, the one with fewer requests
+    LEAST_CONN = "LEAST_REQUEST"  # the seed's spelling: Istio deprecated it for LEAST_REQUEST and renders both alike
+    ROUND_ROBIN = "ROUND_ROBIN"
+    RANDOM = "RANDOM"
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """The load-balancing algorithm callers use for a service; without one, the mesh's default (Istio's and
+    the local mesh's: LEAST_REQUEST, which with one request at a time picks an endpoint at random)."""
+
+    service: str
+    policy: LbPolicy = LbPolicy.LEAST_REQUEST
+    namespace: str = "default"
+
+    def __post_init__(self) -> None:
+        _check_name("service", self.service)
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A local (per proxy) token-bucket limit on a service's inbound side.
@@ -353,7 +375,7 @@ class RateLimit:
             raise ValueError(f"fill_interval must be >= 50ms (Envoy's minimum), got {self.fill_interval}s")
 
 
-Intent = MtlsPolicy | AuthzPolicy | Route | OutlierPolicy | ConnectionPool | RateLimit
+Intent = MtlsPolicy | AuthzPolicy | Route | OutlierPolicy | ConnectionPool | LoadBalancer | RateLimit
 
 
 def as_json(intent: Intent) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from meshproof.intent import (
     AuthzPolicy,
     HeaderMatch,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     MtlsPolicy,
     Retry,
@@ -77,6 +79,7 @@ def seed_intents(profile: Profile) -> tuple[Intent, ...]:
         seed_virtual_service(profile.retries.retry(), profile.retries.timeout, profile.canary.weights),
         profile.outlier.policy(ORDER_SERVICE),
         profile.connpool.pool(ORDER_SERVICE),
+        LoadBalancer(ORDER_SERVICE, LbPolicy.LEAST_CONN),
         profile.ratelimit.limit(),
     )
 

@@ -12,6 +12,7 @@ from meshproof.intent import (
     AuthzPolicy,
     ConnectionPool,
     Intent,
+    LoadBalancer,
     MtlsMode,
     MtlsPolicy,
     OutlierPolicy,
@@ -72,7 +73,7 @@ def check_targets(intents: Iterable[Intent], workloads: Iterable[Workload]) -> N
             raise ValueError(f"{type(intent).__name__} for {key[1]}.{key[0]}, which no workload provides")
 
 
-PerService = TypeVar("PerService", Route, OutlierPolicy, ConnectionPool, RateLimit)
+PerService = TypeVar("PerService", Route, OutlierPolicy, ConnectionPool, LoadBalancer, RateLimit)
 
 
 def one_per_service(intents: Iterable[Intent], kind: type[PerService]) -> dict[tuple[str, str], PerService]:
@@ -89,7 +90,8 @@ def one_per_service(intents: Iterable[Intent], kind: type[PerService]) -> dict[t
     return found
 
 
-AnyIntent = TypeVar("AnyIntent", MtlsPolicy, AuthzPolicy, Route, OutlierPolicy, ConnectionPool, RateLimit)
+AnyIntent = TypeVar("AnyIntent", MtlsPolicy, AuthzPolicy, Route, OutlierPolicy, ConnectionPool, LoadBalancer,
+                    RateLimit)
 
 
 def for_service(intents: Iterable[Intent], kind: type[AnyIntent], service: str, namespace: str) -> list[AnyIntent]:

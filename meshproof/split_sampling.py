@@ -12,7 +12,10 @@ How a split is judged depends on how many versions get traffic:
 - three or more: Pearson's chi-square test at the planned n (no early stop).
 
 Responses that no version answered (errors from the proxies) fail the sample outright: a split that
-loses requests is not accurate, whatever the shares of the rest.
+loses requests is not accurate, whatever the shares of the rest. A request that got no HTTP response at all
+(a transport error between the caller and its own proxy, outside the split) is sent again, once, and
+counted in `resent`; only a second loss counts against the split, so such errors do not fail a check
+outside its false-failure budget. A check that judges several splits gives each its share of alpha.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class SplitSample:
     criterion: str
     counts: Counter[str] = field(default_factory=Counter)
     lost: Counter[str] = field(default_factory=Counter)  # failures and responses no version answered
+    resent: Counter[str] = field(default_factory=Counter)  # transport errors sent again once, by kind
     plan: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -63,8 +67,9 @@ class SplitSample:
         check.measure(f"{label}_n", self.n, "requests", planned=self.plan.get("n"), seconds=round(self.seconds, 2))
         check.measure(f"{label}_shares", {v: round(s, 5) for v, s in self.shares().items()},
                       ci=intervals, confidence=1 - alpha, expected={v: w / 100 for v, w in self.weights.items()})
+        check.measure(f"{label}_resent", sum(self.resent.values()), "requests", kinds=dict(self.resent))
         check.evidence({"split": label, "weights": self.weights, "counts": dict(self.counts), "lost": dict(self.lost),
-                        "plan": self.plan, "verdict": self.criterion})
+                        "resent": dict(self.resent), "plan": self.plan, "verdict": self.criterion, "alpha": alpha})
 
     def describe(self) -> str:
         shares = ", ".join(f"{v} {s:.2%}" for v, s in self.shares().items())
@@ -73,7 +78,7 @@ class SplitSample:
 
 
 def _take(mesh: Backend, source: str, request: Request, count: int, canary: CanaryProfile,
-          sample: SplitSample) -> None:
+          sample: SplitSample, *, resend: bool = True) -> None:
     tally = mesh.call_batch(source, request, count=count, concurrency=canary.concurrency)
     for version, n in tally.version_statuses.items():
         name = version.split(" ", 1)[0]
@@ -81,8 +86,12 @@ def _take(mesh: Backend, source: str, request: Request, count: int, canary: Cana
             sample.lost[f"HTTP {version.split(' ', 1)[1]}"] += n
         else:
             sample.counts[name] += n
-    for kind, n in tally.errors.items():
-        sample.lost[kind] += n
+    errors = sum(tally.errors.values())
+    if errors and resend:
+        sample.resent.update(tally.errors)
+        _take(mesh, source, request, errors, canary, sample, resend=False)
+    else:
+        sample.lost.update(tally.errors)
 
 
 def exact_leak_n(delta: float, power: float) -> int:
@@ -91,8 +100,10 @@ def exact_leak_n(delta: float, power: float) -> int:
 
 
 def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, weights: Mapping[str, int],
-                 delta: float, canary: CanaryProfile) -> SplitSample:
-    """Sample the route and judge it against `weights` (versions with weight 0 must get nothing)."""
+                 delta: float, canary: CanaryProfile, alpha: float | None = None) -> SplitSample:
+    """Sample the route and judge it against `weights` (versions with weight 0 must get nothing), failing a
+    correct split with probability <= `alpha` (default: the profile's, for a check that judges one split)."""
+    alpha = canary.alpha if alpha is None else alpha
     started = time.monotonic()
     live = {version: weight for version, weight in weights.items() if weight > 0}
     sample = SplitSample(dict(live), passed=False, criterion="")
@@ -109,7 +120,7 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
     elif len(live) == 2:
         tested = min(live, key=lambda v: (live[v], v))  # the smaller share: its count is the binomial one
         p0 = live[tested] / 100
-        plan = plan_sequential(p0, delta=delta, alpha=canary.alpha, power=canary.power, looks=canary.looks)
+        plan = plan_sequential(p0, delta=delta, alpha=alpha, power=canary.power, looks=canary.looks)
         sample.plan = {"test": f"group-sequential exact binomial on {tested}'s share", "n": plan.n, **asdict(plan)}
         test, taken = SequentialBinomialTest(plan), 0
         for look in plan.looks:
@@ -128,7 +139,7 @@ def sample_split(mesh: Backend, check: Check, *, source: str, request: Request, 
                     f"; responses from versions outside the split: {outside}" if outside else "")
                 break
     else:
-        chi_plan = plan_chi_square({v: w / 100 for v, w in live.items()}, delta=delta, alpha=canary.alpha,
+        chi_plan = plan_chi_square({v: w / 100 for v, w in live.items()}, delta=delta, alpha=alpha,
                                    power=canary.power)
         sample.plan = {"test": "chi-square goodness of fit", **asdict(chi_plan)}
         for start in range(0, chi_plan.n, chi_plan.n // 4 + 1):

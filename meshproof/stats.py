@@ -8,8 +8,8 @@ What it is for:
   shift delta that must be caught; `judge_split` turns the counts into a verdict with its p-value, the
   observed shares and their intervals; `plan_sequential` and `SequentialBinomialTest` look at the counts
   four times on the way and fail a clearly broken split early.
-- Batches for a balancer: `trials_for_hits` sizes a batch so that one endpoint of m gets enough requests
-  even when the balancer picks at random, `draws_until_hit` how long it may wait for its next one.
+- Batches for a balancer: `requests_to_reach` sizes a batch so that one endpoint of m gets enough requests
+  even when the balancer picks at random (Istio's LEAST_REQUEST, one request at a time).
 - Latency overhead. `block_bootstrap_quantile_diff` gives mesh-minus-baseline quantiles with confidence
   intervals from a paired block bootstrap (consecutive requests are correlated, so requests are resampled
   in whole time blocks).
@@ -30,39 +30,6 @@ from scipy import stats
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-# --- batches big enough for a load balancer that spreads at random ------------------------------
-
-
-def trials_for_hits(needed: int, share: float, alpha: float) -> int:
-    """The smallest n such that n independent draws, each a hit with probability `share`, give fewer than
-    `needed` hits with probability at most alpha.
-
-    For checks that need one endpoint out of m to receive `needed` requests of a batch: round robin gives
-    it every m-th request, but a balancer may also pick at random (Istio's default LEAST_REQUEST does, for
-    requests sent one at a time: every endpoint has none in flight), which is the worst a fair balancer
-    does. A batch of trials_for_hits(needed, 1/m) is enough for either.
-    """
-    if needed < 0:
-        raise ValueError(f"needed must be >= 0, got {needed}")
-    _check_share("share", share)
-    _check_share("alpha", alpha)
-    n = needed
-    while _lower_tail(needed - 1, n, share) > alpha:
-        n += max(1, n // 20)
-    while n > needed and _lower_tail(needed - 1, n - 1, share) <= alpha:  # the overshoot of the coarse steps
-        n -= 1
-    return n
-
-
-def draws_until_hit(share: float, alpha: float) -> int:
-    """The k such that a hit of probability `share` per draw comes within k draws with probability at least
-    1 - alpha (the geometric quantile): how many requests may pass before a balancer picking at random
-    sends one to a given endpoint."""
-    _check_share("share", share)
-    _check_share("alpha", alpha)
-    return max(1, math.ceil(math.log(alpha) / math.log(1.0 - share)))
 
 
 # --- intervals and the exact binomial test -------------------------------------------------------
@@ -797,6 +764,23 @@ def _pooled_quantiles(blocks: list[FloatArray], weights: IntArray, levels: Float
         above = np.where(open_ & enough, middle, above)
         below = np.where(open_ & ~enough, middle + 1, below)
     return pooled[below]
+
+
+# --- how many requests an endpoint picked at random needs -------------------------------------------
+
+
+def requests_to_reach(k: int, share: float, shortfall: float) -> int:
+    """The fewest requests n for which an endpoint that gets each request with probability `share`, independently
+    (a random load balancer's pick, one request at a time), receives at least `k` of them with probability at
+    least 1 - `shortfall`: the smallest n with P(Binomial(n, share) < k) <= shortfall."""
+    _check_share("share", share)
+    _check_share("shortfall", shortfall)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n = k
+    while stats.binom.cdf(k - 1, n, share) > shortfall:
+        n += 1
+    return n
 
 
 # --- argument checks -----------------------------------------------------------------------------

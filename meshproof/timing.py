@@ -1,10 +1,12 @@
-"""Timing verdicts with a tolerance measured, not guessed.
+"""Timing verdicts with a tolerance stated in advance, and a noise measurement that can only invalidate.
 
-A timing check first sends `noise_samples` fast requests along the same path (same caller, same
-route) one at a time, and takes their p99.9 latency as the scale of this machine's scheduling noise
-right now (under `pytest -n auto` the other core may be busy; the tolerance follows). The verdict
-window around an expected instant T is then [T - early, T + late] with the bounds documented in
-`meshproof.profile.TimingProfile`. The measured noise and the window are recorded with the check.
+A timing check first sends `noise_samples` fast requests along the same path (same caller, same route),
+one at a time, and takes their p99.9 latency as this machine's scheduling noise right now. The verdict
+window around an expected instant T is fixed before that: [T - tol, T + tol + known delays] with
+tol = floor + share x T (meshproof.profile.TimingProfile), narrow enough that a 20% change of T falls
+outside it. The noise never widens the window: when `multiplier` x p99.9 exceeds tol, a correct mesh's
+answer could fall outside by noise alone, so the check is invalid ("machine too noisy to judge") and
+fails saying so, rather than pass or fail on luck. Noise, tolerance and window are recorded with the check.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshproof.backend import Backend, Request
-from meshproof.checks import Check
+from meshproof.checks import Check, CheckInvalid
 from meshproof.profile import TimingProfile
 
 
@@ -43,9 +45,20 @@ class Noise:
     p999: float
     samples: int
 
-    def window(self, expected: float, timing: TimingProfile, *, extra_late: float = 0.0) -> Window:
-        """The acceptance window around `expected`; `extra_late` adds known delays (retry backoff)."""
-        return Window(expected, timing.floor + self.p999, timing.floor + timing.multiplier * self.p999 + extra_late)
+    def window(self, check: Check, expected: float, timing: TimingProfile, *, extra_late: float = 0.0) -> Window:
+        """The acceptance window around `expected`: +/- the tolerance, `extra_late` adding known delays (a
+        retry's backoff, a sweep interval). Raises CheckInvalid when the noise does not fit the tolerance."""
+        tolerance = timing.tolerance(expected)
+        check.measure("tolerance", round(tolerance * 1000, 2), "ms", rule=f"{timing.floor * 1000:g} ms + "
+                      f"{timing.share:.0%} of {expected * 1000:.0f} ms", noise_allowance_ms=round(
+                          timing.multiplier * self.p999 * 1000, 2))
+        if timing.multiplier * self.p999 > tolerance:
+            raise CheckInvalid(
+                f"invalid: machine too noisy to judge: {self.samples} fast calls on this path had p99.9 "
+                f"{self.p999 * 1000:.1f} ms, and {timing.multiplier:g} x that exceeds the {tolerance * 1000:.1f} ms "
+                f"tolerance (timing.floor + timing.share x {expected * 1000:.0f} ms) that keeps a 20% change "
+                "detectable; run it on a quieter machine")
+        return Window(expected, tolerance, tolerance + extra_late)
 
 
 def measure_noise(mesh: Backend, check: Check, source: str, request: Request, timing: TimingProfile) -> Noise:

@@ -4,9 +4,12 @@ rollout advances, gates on v2's error rate, and rolls back.
 Reference: the seed's VirtualService (`x-user-type: premium` to v2, everyone else 90/10) and its
 CanaryRollout script (steps 10/25/50/75/100; v2's error rate < 1% from the mesh's telemetry to go on;
 rollback to 100/0). Each split is judged by meshproof.split_sampling: a false-failure budget alpha per check
-(default 1e-4) and a sample planned so that a shift of 2 points (5 per rollout step) is caught with
-probability 0.999. `apply()` returns only once the new weights are served, and one check proves the
-first requests after it already follow them.
+(default 1e-4, split evenly among the randomised tests of a check: the rollout's four steps share it) and a
+sample planned so that a shift of 2 points is caught with probability 0.999, and at each rollout step a
+shift of 20% of the step (2 points at 10%, 5 at 25% and beyond). `apply()` returns only once the new
+weights are served, and one check proves the first requests after it already follow them. The failing
+canary needs retries to stay on the version that failed (a retry that moved to v1 would hide v2's errors
+from the split, as Linkerd may: `retries.same_version`).
 """
 
 import pytest
@@ -35,11 +38,18 @@ def _route(profile: Profile, weights: dict[str, int]) -> list[Intent]:
 
 
 def _judge(mesh: Backend, check: Check, profile: Profile, label: str, weights: dict[str, int], delta: float,
-           **headers: str) -> SplitSample:
+           *, tests: int = 1, **headers: str) -> SplitSample:
+    """`tests`: how many randomised split tests the check judges in all; each gets alpha / tests."""
+    alpha = profile.canary.alpha / tests
     sample = sample_split(mesh, check, source=CALLER, request=_request(**headers), weights=weights, delta=delta,
-                          canary=profile.canary)
-    sample.record(check, label, profile.canary.alpha)
+                          canary=profile.canary, alpha=alpha)
+    sample.record(check, label, alpha)
     return sample
+
+
+def _randomised_steps(profile: Profile) -> int:
+    """The rollout steps judged by a randomised test (0 and 100 are exact: all or nothing to v2)."""
+    return sum(0 < step < 100 for step in profile.canary.steps)
 
 
 def _expect_split(check: Check, sample: SplitSample, name: str) -> None:
@@ -101,7 +111,8 @@ def _rollout(mesh: Backend, telemetry: Telemetry, check: Check, profile: Profile
         weights = {"v1": 100 - step, "v2": step}
         mesh.apply(_route(profile, weights))
         before = telemetry.request_counts(scenario.ORDER_SERVICE, "v2")
-        sample = _judge(mesh, check, profile, f"step_{step}", weights, canary.step_min_shift)
+        sample = _judge(mesh, check, profile, f"step_{step}", weights, canary.step_shift(step),
+                        tests=_randomised_steps(profile))
         _expect_split(check, sample, f"at rollout step {step}%")
         taken.append(step)
         if step == 100:
@@ -121,8 +132,10 @@ def test_a_healthy_canary_is_rolled_out_step_by_step(mesh: Backend, telemetry: T
                                                      profile: Profile) -> None:
     """Each rollout step 10/25/50/75/100 is applied, verified within its interval, and gated on health."""
     canary = profile.canary
-    check.criterion(f"steps {canary.steps}: each split at alpha {canary.alpha:g} and power {canary.power} against a "
-                    f"{canary.step_min_shift:.0%} shift; v2's error rate from the mesh's telemetry below "
+    shifts = ", ".join(f"{step}%: {canary.step_shift(step):.0%}" for step in canary.steps)
+    check.criterion(f"steps {canary.steps}: alpha {canary.alpha:g} for the whole rollout, "
+                    f"{canary.alpha / _randomised_steps(profile):g} per randomised step, power {canary.power} against "
+                    f"a shift of 20% of the step ({shifts}); v2's error rate from the mesh's telemetry below "
                     f"{canary.error_threshold:.0%} at every step, so the rollout reaches 100%")
     taken, rolled_back = _rollout(mesh, telemetry, check, profile)
     check.measure("steps_taken", taken)
@@ -130,7 +143,7 @@ def test_a_healthy_canary_is_rolled_out_step_by_step(mesh: Backend, telemetry: T
                  f"canary rollout: a healthy v2 was rolled back after steps {taken}")
 
 
-@pytest.mark.requires(features.FAULT_APP_ERROR)
+@pytest.mark.requires(features.FAULT_APP_ERROR, features.RETRIES_SAME_VERSION)
 def test_a_failing_canary_is_rolled_back_to_100_0(mesh: Backend, faults: FaultInjection, telemetry: Telemetry,
                                                   check: Check, profile: Profile) -> None:
     """When v2's error rate passes the threshold, the rollout stops and routes everything back to v1."""

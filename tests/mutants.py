@@ -1,14 +1,22 @@
 """Mutants: hooks that break the local mesh the way a bad mesh release would.
 
-Each one is passed as --envoy-config-hook to a real run; tests/test_mutation_*.py assert that the
-check guarding the broken property goes red with a message naming it. A check that stays green
-against its mutant cannot fail, and is not done.
+Each one is passed as --envoy-config-hook to a real run; tests/test_mutation.py asserts that the
+check guarding the broken property goes red with a message naming it and the measured values the
+break implies. A check that stays green against its mutant cannot fail, and is not done.
+
+Besides the named mutants, every numeric parameter a check verifies has proportional ones, resolved by
+name: `<parameter>_x<factor>` with the factor's point written `_`, e.g. `route_timeout_x0_8` renders
+every route timeout 20% shorter, `max_connections_x1_2` every connection limit 20% higher (integers
+rounded, percentages capped at 100), `canary_weight_10_x1_2` a split's or rollout step's 10% as 12%.
+benchmarks/sensitivity.py sweeps the factors to find the smallest change each check catches. The
+parameters are the keys of SCALED, and canary_weight_<w>.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from meshproof import scenario
@@ -102,6 +110,27 @@ def permissive_ignored(workload: str, config: Config) -> Config:
     return config
 
 
+def _upstream_validation(config: Config) -> Iterator[dict[str, Any]]:
+    for cluster in _outbound_clusters(config):
+        for node in _dicts(cluster.get("transport_socket")):
+            if "trusted_ca" in node:
+                yield node
+
+
+def caller_trusts_any_ca(workload: str, config: Config) -> Config:
+    """A caller's proxy accepts a server certificate that does not chain to the mesh CA."""
+    for context in _upstream_validation(config):
+        context["trust_chain_verification"] = "ACCEPT_UNTRUSTED"
+    return config
+
+
+def caller_accepts_any_identity(workload: str, config: Config) -> Config:
+    """A caller's proxy accepts any identity the mesh CA signed, not only the destination's."""
+    for context in _upstream_validation(config):
+        context.pop("match_typed_subject_alt_names", None)
+    return config
+
+
 # --- authz ----------------------------------------------------------------------------------------------
 
 
@@ -123,10 +152,10 @@ def rbac_shadow_only(workload: str, config: Config) -> Config:
 
 
 def principal_misspelled(workload: str, config: Config) -> Config:
-    """api-gateway's principal is misspelled in the rendered policy."""
+    """The listed callers' principals are misspelled in the rendered policy."""
     route = _inbound_route(config)
     if route is not None:
-        text = json.dumps(route).replace("/sa/api-gateway", "/sa/api-gatway")
+        text = json.dumps(route).replace("/sa/api-gateway", "/sa/api-gatway").replace("/sa/payment-", "/sa/paymnt-")
         route.clear()
         route.update(json.loads(text))
     return config
@@ -142,10 +171,10 @@ def methods_ignored(workload: str, config: Config) -> Config:
 
 
 def path_prefix_widened(workload: str, config: Config) -> Config:
-    """The orders prefix /api/v1/orders/ is rendered as /api/."""
+    """The orders prefix /api/v1/orders/ is rendered as /, every path."""
     for node in _dicts(_per_filter(config)):
         if node.get("prefix") == "/api/v1/orders/":
-            node["prefix"] = "/api/"
+            node["prefix"] = "/"
     return config
 
 
@@ -195,18 +224,6 @@ def _retry_policies(config: Config) -> Iterator[dict[str, Any]]:
             yield action["retry_policy"]
 
 
-def fewer_retries(workload: str, config: Config) -> Config:
-    for policy in _retry_policies(config):
-        policy["num_retries"] -= 1
-    return config
-
-
-def more_retries(workload: str, config: Config) -> Config:
-    for policy in _retry_policies(config):
-        policy["num_retries"] += 1
-    return config
-
-
 def retry_on_4xx_too(workload: str, config: Config) -> Config:
     """Client errors are retried as well: the route's retryOn is not honoured."""
     for policy in _retry_policies(config):
@@ -241,17 +258,14 @@ def connect_failure_never_retried(workload: str, config: Config) -> Config:
     return _drop_conditions(config, ("connect-failure", "5xx", "gateway-error", "reset"))
 
 
+def status_errors_never_retried(workload: str, config: Config) -> Config:
+    """Error statuses are not retried: the route's 5xx is dropped (resets and connect failures still are)."""
+    return _drop_conditions(config, ("5xx", "gateway-error"))
+
+
 def no_per_try_timeout(workload: str, config: Config) -> Config:
     for policy in _retry_policies(config):
         policy.pop("per_try_timeout", None)
-    return config
-
-
-def longer_route_timeout(workload: str, config: Config) -> Config:
-    """The route timeout is rendered 50% longer than asked."""
-    for action in _route_actions(config):
-        seconds = float(action["timeout"].rstrip("s"))
-        action["timeout"] = f"{seconds * 1.5:.3f}s"
     return config
 
 
@@ -276,32 +290,9 @@ def _detectors(config: Config) -> Iterator[dict[str, Any]]:
             yield cluster["outlier_detection"]
 
 
-def _shift_thresholds(config: Config, by: int) -> Config:
-    for detector in _detectors(config):
-        for key in ("consecutive_5xx", "consecutive_gateway_failure"):
-            if key in detector:
-                detector[key] += by
-    return config
-
-
-def higher_ejection_threshold(workload: str, config: Config) -> Config:
-    return _shift_thresholds(config, +1)
-
-
-def lower_ejection_threshold(workload: str, config: Config) -> Config:
-    return _shift_thresholds(config, -1)
-
-
 def max_ejection_percent_100(workload: str, config: Config) -> Config:
     for detector in _detectors(config):
         detector["max_ejection_percent"] = 100
-    return config
-
-
-def longer_ejection(workload: str, config: Config) -> Config:
-    """Endpoints stay ejected twice as long as asked."""
-    for detector in _detectors(config):
-        detector["base_ejection_time"] = f"{float(detector['base_ejection_time'].rstrip('s')) * 2:.3f}s"
     return config
 
 
@@ -315,41 +306,22 @@ def gateway_errors_count_every_5xx(workload: str, config: Config) -> Config:
     return config
 
 
-def pool_limits_doubled(workload: str, config: Config) -> Config:
-    for cluster in _outbound_clusters(config):
-        thresholds = cluster["circuit_breakers"]["thresholds"][0]
-        for key in ("max_connections", "max_pending_requests"):
-            if thresholds[key] < 4294967295:
-                thresholds[key] *= 2
-    return config
-
-
 def no_circuit_breaker(workload: str, config: Config) -> Config:
-    for cluster in _outbound_clusters(config):
+    """No pool limits anywhere: callers' clusters and (where Istio applies the pool too) the servers' inbound."""
+    for cluster in resources(config, "Cluster"):
         del cluster["circuit_breakers"]
         cluster["circuit_breakers"] = {"thresholds": [{"max_connections": 100000, "max_pending_requests": 100000}]}
     return config
 
 
-# --- the local rate limit (on the target's inbound route) -----------------------------------------------
+# --- the local rate limit (in the target's inbound HTTP connection managers) -----------------------------
 
 
 def _rate_limits(config: Config) -> Iterator[dict[str, Any]]:
-    limit = _per_filter(config).get("envoy.filters.http.local_ratelimit")
-    if limit is not None:
-        yield limit
-
-
-def bigger_bucket(workload: str, config: Config) -> Config:
-    for limit in _rate_limits(config):
-        limit["token_bucket"]["max_tokens"] = round(limit["token_bucket"]["max_tokens"] * 1.1)
-    return config
-
-
-def faster_refill(workload: str, config: Config) -> Config:
-    for limit in _rate_limits(config):
-        limit["token_bucket"]["tokens_per_fill"] *= 2
-    return config
+    for hcm in _dicts(_inbound_listener(config)):
+        for http_filter in hcm.get("http_filters", []):
+            if http_filter["name"] == "envoy.filters.http.local_ratelimit":
+                yield http_filter["typed_config"]
 
 
 def rate_limit_not_enforced(workload: str, config: Config) -> Config:
@@ -362,6 +334,19 @@ def rate_limit_headers_off(workload: str, config: Config) -> Config:
     for limit in _rate_limits(config):
         limit.pop("enable_x_ratelimit_headers", None)
     return config
+
+
+def limited_header_on_every_response(workload: str, config: Config) -> Config:
+    """The limited responses' header is added to every response the route answers."""
+    route = _inbound_route(config)
+    if route is not None and _rate_limits_of(workload):
+        route["virtual_hosts"][0]["response_headers_to_add"] = [
+            {"header": {"key": "x-rate-limit-remaining", "value": "0"}}]
+    return config
+
+
+def _rate_limits_of(workload: str) -> bool:
+    return workload == scenario.API_GATEWAY  # the rate-limited target of the scenario
 
 
 def limited_header_missing(workload: str, config: Config) -> Config:
@@ -380,18 +365,29 @@ def _weighted(config: Config) -> Iterator[list[dict[str, Any]]]:
 
 
 def _reweigh(config: Config, change: dict[int, int]) -> Config:
-    """Replace the weights of every two-way split whose weights are a key of `change`."""
+    """In every split whose second version's weight is a key of `change`, give it the new weight and the
+    first version the difference (so 90/10 -> {10: 12} -> 88/12, 50/30/20 -> {30: 32} -> 48/32/20)."""
     for clusters in _weighted(config):
         weights = [cluster["weight"] for cluster in clusters]
-        if len(clusters) == 2 and weights[1] in change:
+        if weights[1] in change:
             clusters[1]["weight"] = change[weights[1]]
-            clusters[0]["weight"] = 100 - change[weights[1]]
+            clusters[0]["weight"] = 100 - sum(cluster["weight"] for cluster in clusters[1:])
     return config
 
 
 def weights_88_12(workload: str, config: Config) -> Config:
     """A 2-point shift: the 90/10 split is served as 88/12."""
     return _reweigh(config, {10: 12})
+
+
+def weights_52_48(workload: str, config: Config) -> Config:
+    """A 2-point shift: the 50/50 split is served as 52/48."""
+    return _reweigh(config, {50: 48})
+
+
+def weights_48_32_20(workload: str, config: Config) -> Config:
+    """A 2-point shift: the 50/30/20 split is served as 48/32/20."""
+    return _reweigh(config, {30: 32})
 
 
 def canary_weight_doubled(workload: str, config: Config) -> Config:
@@ -432,6 +428,103 @@ def errors_hidden_from_callers(workload: str, config: Config) -> Config:
             if "http_filters" in hcm:
                 hcm["http_filters"].insert(0, lua)
     return config
+
+
+# --- proportional mutants: every numeric parameter a check verifies, scaled by a factor ------------------
+
+
+def _seconds(value: str) -> float:
+    return float(value.rstrip("s"))
+
+
+def _scale_duration(node: dict[str, Any], key: str, factor: float) -> None:
+    if key in node and _seconds(node[key]) > 0:
+        node[key] = f"{_seconds(node[key]) * factor:.3f}s"
+
+
+def _scale_count(node: dict[str, Any], key: str, factor: float, cap: int | None = None) -> None:
+    if key in node:
+        scaled = max(1, round(node[key] * factor))
+        node[key] = min(scaled, cap) if cap is not None else scaled
+
+
+def _scale_percent(node: dict[str, Any], key: str, factor: float) -> None:
+    _scale_count(node, key, factor, cap=100)
+
+
+def _scale_limit(node: dict[str, Any], key: str, factor: float) -> None:
+    """A pool limit, unless it is Istio's 'unlimited'."""
+    if node.get(key, UNLIMITED) < UNLIMITED:
+        _scale_count(node, key, factor)
+
+
+def _thresholds(config: Config) -> Iterator[dict[str, Any]]:
+    """Every cluster's pool limits: the callers' and, as in Istio, the servers' inbound cluster."""
+    for cluster in resources(config, "Cluster"):
+        yield from cluster.get("circuit_breakers", {}).get("thresholds", [])[:1]
+
+
+def _buckets(config: Config) -> Iterator[dict[str, Any]]:
+    for limit in _rate_limits(config):
+        yield limit["token_bucket"]
+
+
+Scale = Callable[[dict[str, Any], str, float], None]
+
+
+def _each(nodes: Callable[[Config], Iterator[dict[str, Any]]], key: str,
+          scale: Scale) -> Callable[[Config, float], None]:
+    def apply(config: Config, factor: float) -> None:
+        for node in nodes(config):
+            scale(node, key, factor)
+
+    return apply
+
+
+UNLIMITED = 4294967295
+SCALED: dict[str, Callable[[Config, float], None]] = {
+    "route_timeout": _each(_route_actions, "timeout", _scale_duration),
+    "per_try_timeout": _each(_retry_policies, "per_try_timeout", _scale_duration),
+    "retries": _each(_retry_policies, "num_retries", _scale_count),
+    "consecutive_5xx": _each(_detectors, "consecutive_5xx", _scale_count),
+    "consecutive_gateway_errors": _each(_detectors, "consecutive_gateway_failure", _scale_count),
+    "base_ejection_time": _each(_detectors, "base_ejection_time", _scale_duration),
+    "max_ejection_percent": _each(_detectors, "max_ejection_percent", _scale_percent),
+    "max_connections": _each(_thresholds, "max_connections", _scale_limit),
+    "max_pending_requests": _each(_thresholds, "max_pending_requests", _scale_limit),
+    "max_tokens": _each(_buckets, "max_tokens", _scale_count),
+    "tokens_per_fill": _each(_buckets, "tokens_per_fill", _scale_count),
+    "fill_interval": _each(_buckets, "fill_interval", _scale_duration),
+}
+_PROPORTIONAL = re.compile(r"(?P<parameter>[a-z_0-9]+?)_x(?P<whole>\d+)_(?P<fraction>\d+)")
+_CANARY_WEIGHT = re.compile(r"canary_weight_(?P<weight>\d+)")
+
+
+def proportional(parameter: str, factor: float) -> Callable[[str, Config], Config]:
+    """The mutant rendering `parameter` (a key of SCALED, or canary_weight_<w>: the second version's weight w
+    in a split, as at the rollout step w, the first version taking the difference) `factor` times what was
+    asked."""
+    canary = _CANARY_WEIGHT.fullmatch(parameter)
+    if canary is None and parameter not in SCALED:
+        raise AttributeError(f"no parameter {parameter!r} to scale; known: {', '.join(SCALED)}, canary_weight_<w>")
+
+    def mutant(workload: str, config: Config) -> Config:
+        if canary is not None:
+            weight = int(canary["weight"])
+            return _reweigh(config, {weight: round(weight * factor)})
+        SCALED[parameter](config, factor)
+        return config
+
+    mutant.__name__ = mutant.__qualname__ = f"{parameter}_x{factor:g}".replace(".", "_")
+    return mutant
+
+
+def __getattr__(name: str) -> Callable[[str, Config], Config]:
+    """`route_timeout_x0_8` and the like (see the module doc): resolved on demand, so any factor can be tried."""
+    match = _PROPORTIONAL.fullmatch(name)
+    if match is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return proportional(match["parameter"], float(f"{match['whole']}.{match['fraction']}"))
 
 
 # --- load (api-gateway's outbound: the mesh path of a load run, never its baseline) -----------------------

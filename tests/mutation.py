@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import run_meshproof
+from tests.helpers import PROJECT_DIR, run_meshproof
 
 
 def run_mutant(tmp_path: Path, mutant: str, only: str, select: str, *, profile: str = "",
@@ -27,13 +30,37 @@ def run_mutant(tmp_path: Path, mutant: str, only: str, select: str, *, profile: 
     return results
 
 
-def assert_red(results: dict[str, Any], check_id: str, *words: str) -> str:
-    """The check (id prefix) failed, and its message names the broken property (all `words`)."""
-    matching = [c for c in results["checks"] if c["id"].startswith(check_id)]
+def assert_red(results: dict[str, Any], check_id: str, *words: str,
+               measured: Mapping[str, Any] | None = None) -> None:
+    """The check failed (every param of it, for an id without [param]), its message names the broken property
+    (all `words`), and it measured what the break implies (`measured`: a value, or a predicate on the measured
+    entry, which holds the value and its context, such as the window it was judged against)."""
+    matching = [c for c in results["checks"] if c["id"] == check_id or c["id"].startswith(f"{check_id}[")]
     assert matching, f"no check {check_id} ran: {[c['id'] for c in results['checks']]}"
-    failed = [c for c in matching if c["status"] == "failed"]
-    assert failed, f"{check_id} stayed green against its mutant: {[(c['id'], c['status']) for c in matching]}"
-    message: str = failed[0]["message"]
-    for word in words:
-        assert word.lower() in message.lower(), f"{check_id} failed, but its message does not name {word!r}: {message}"
-    return message
+    green = [(c["id"], c["status"]) for c in matching if c["status"] != "failed"]
+    assert not green, f"{check_id} was not red against its mutant: {green}"
+    for record in matching:
+        message: str = record["message"]
+        for word in words:
+            assert word.lower() in message.lower(), (f"{record['id']} failed, but its message does not name "
+                                                     f"{word!r}: {message}")
+        for name, expected in (measured or {}).items():
+            assert name in record["measured"], f"{record['id']} did not measure {name}: {record['measured']}"
+            entry = record["measured"][name]
+            value = entry["value"]
+            holds = expected(entry) if callable(expected) else value == expected
+            wanted = getattr(expected, "__qualname__", repr(expected))
+            assert holds, f"{record['id']} measured {name} = {value!r}, expected {wanted} ({message})"
+
+
+def suite_check_ids() -> list[str]:
+    """Every check id in suites/, as the plugin names them (`capability.name[param]`), from pytest's collection."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "-p", "no:xdist"],
+                          capture_output=True, text=True, timeout=120, cwd=PROJECT_DIR)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ids = []
+    for line in done.stdout.splitlines():
+        path, sep, name = line.partition("::test_")
+        if sep:
+            ids.append(f"{Path(path).stem.removeprefix('test_')}.{name}")
+    return ids

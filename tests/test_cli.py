@@ -1,5 +1,6 @@
 """Bad input is one line on stderr and exit 2, with nothing left running."""
 
+import json
 import socket
 from pathlib import Path
 
@@ -43,6 +44,22 @@ def test_a_config_envoy_rejects_is_reported_and_nothing_is_left(tmp_path: Path) 
     assert done.returncode == 2, done.stdout + done.stderr
     line = one_error_line(done.stderr)
     assert "rejected its lds config" in line and "bogus_field" in line
+    assert processes_of(tmp_path) == []
+
+
+def test_a_config_envoy_cannot_even_load_fails_the_check_at_once_with_its_reason(tmp_path: Path) -> None:
+    """Not the apply timeout (raised to 120 s here, so a timeout could not pass for the report)."""
+    profile = tmp_path / "patient.yaml"
+    profile.write_text("timeouts:\n  apply: 120s\n")
+    out = tmp_path / "out"
+    done = run_meshproof("run", "--only", "retries", "--profile", str(profile), "--out", str(out),
+                         "--envoy-config-hook", "tests.hooks:out_of_range_integer", "--", "-k", "always_fails",
+                         state_dir=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (record,) = json.loads((out / "results.json").read_text())["checks"]
+    assert record["status"] == "failed"
+    assert "could not load its rds_outbound config" in record["message"], record["message"]
+    assert "integer out of range" in record["message"] and "sidecar of " in record["message"]
     assert processes_of(tmp_path) == []
 
 

@@ -4,12 +4,17 @@ objects whose status the test sets, as a kubelet or a mesh's controller would (n
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from meshproof import scenario
+from meshproof.backends.host.ca import LocalCA
 from meshproof.backends.istio import cluster as istio
 from meshproof.backends.istio.cluster import IstioOnCluster
 from meshproof.backends.istio.render import render as istio_render
@@ -24,6 +29,7 @@ from meshproof.backends.linkerd import cluster as linkerd
 from meshproof.backends.linkerd.cluster import LinkerdOnCluster
 from meshproof.backends.linkerd.render import render as linkerd_render
 from meshproof.errors import UserError
+from meshproof.intent import Identity
 from meshproof.profile import Profile
 
 FLAVOURS = {"istio": IstioOnCluster.flavour, "linkerd": LinkerdOnCluster.flavour}
@@ -232,3 +238,37 @@ def test_control_plane_down_scales_to_zero_waits_for_the_pods_to_leave_and_resto
         scaling.restore(api, [control_plane], {"order-service-v1": 2}, timeout=0.3, what="the control plane")
     stored = objects.get(api, control_plane)
     assert stored is not None and stored["spec"]["replicas"] == 2
+
+
+def _secret(name: str, data: dict[str, bytes]) -> Json:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": istio.ROOT_NAMESPACE},
+            "data": {key: base64.b64encode(value).decode() for key, value in data.items()}}
+
+
+def test_istio_s_ca_is_read_from_its_secret_and_signs_an_outside_client_the_workloads_trust(
+        kube_cluster: Cluster, tmp_path: Path) -> None:
+    """The refusal checks' positive control on Istio: a certificate signed with istiod's own CA, read from
+    the secret istiod keeps it in (a plugged-in `cacerts` first, with its chain)."""
+    mesh = object.__new__(IstioOnCluster)
+    kube_cluster.create_namespace(istio.ROOT_NAMESPACE)
+    try:
+        assert mesh.mesh_ca(kube_cluster) is None
+        own = LocalCA(tmp_path / "istiod")
+        key = (tmp_path / "istiod" / "ca.key")
+        key.write_bytes(own._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        kube_cluster.apply(_secret("istio-ca-secret", {"ca-cert.pem": own.root.read_bytes(),
+                                                       "ca-key.pem": key.read_bytes()}))
+        found = mesh.mesh_ca(kube_cluster)
+        assert found == (own.root.read_bytes(), key.read_bytes(), b"")
+        svid = LocalCA(tmp_path / "signer", signer=found[:2]).issue(Identity("outside", "outside"),
+                                                                    file_stem="client")
+        leaf = x509.load_pem_x509_certificate(svid.cert.read_bytes())
+        leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(own.root.read_bytes()))
+        kube_cluster.apply(_secret("cacerts", {"ca-cert.pem": b"plugged", "ca-key.pem": b"key",
+                                               "cert-chain.pem": b"chain"}))
+        assert mesh.mesh_ca(kube_cluster) == (b"plugged", b"key", b"chain")
+    finally:
+        for name in ("istio-ca-secret", "cacerts"):
+            objects.delete(kube_cluster.api, _secret(name, {}))
+        kube_cluster.delete_namespace(istio.ROOT_NAMESPACE)  # gone once a namespace controller runs (none here)

@@ -18,6 +18,8 @@ from meshproof.intent import (
     ConnectionPool,
     HeaderMatch,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     MtlsPolicy,
     OutlierPolicy,
@@ -43,12 +45,14 @@ SEED_BREAKER_POOL = ConnectionPool(PAYMENT, max_connections=100, http1_max_pendi
 SEED_BREAKER_OUTLIER = OutlierPolicy(PAYMENT, consecutive_5xx=5, consecutive_gateway_errors=5, interval=10,
                                      base_ejection_time=30, max_ejection_percent=50, min_health_percent=30)
 SEED_RATE_LIMIT = RateLimit(GATEWAY, max_tokens=1000, tokens_per_fill=100, fill_interval=1.0)
+SEED_BALANCER = LoadBalancer(ORDER, LbPolicy.LEAST_CONN)
 SEED: tuple[Intent, ...] = (
     scenario.seed_peer_authentication(),
     scenario.seed_authorization_policy(),
     SEED_ROUTE,
     SEED_OUTLIER,
     SEED_POOL,
+    SEED_BALANCER,
     SEED_BREAKER_POOL,
     SEED_BREAKER_OUTLIER,
     SEED_RATE_LIMIT,
@@ -221,8 +225,9 @@ def test_the_seed_route_renders_the_chapters_virtual_service() -> None:
 
 def test_the_seed_destination_rules_are_the_chapters_minus_what_no_intent_says() -> None:
     chapter = CHAPTER["destination-rule"]
-    # No intent speaks of load balancing, HTTP/2 upgrades or per-subset pools.
-    del chapter["trafficPolicy"]["loadBalancer"]
+    # No intent speaks of HTTP/2 upgrades or per-subset pools. LEAST_CONN is Istio's deprecated spelling of
+    # LEAST_REQUEST (cluster_traffic_policy.go applyLoadBalancer renders them alike): the intent keeps one.
+    chapter["trafficPolicy"]["loadBalancer"] = {"simple": "LEAST_REQUEST"}
     del chapter["trafficPolicy"]["connectionPool"]["http"]["h2UpgradePolicy"]
     del chapter["subsets"][0]["trafficPolicy"]
     assert one(SEED, "DestinationRule", ORDER)["spec"] == chapter

@@ -8,13 +8,17 @@ import pytest
 
 from meshproof import scenario
 from meshproof.backends.kube import schema
-from meshproof.backends.linkerd import UNSUPPORTED, render
+from meshproof.backends.kube.conventions import NOT_EXPRESSED
+from meshproof.backends.linkerd import DESCRIPTOR, UNSUPPORTED, render
+from meshproof.backends.linkerd.render import BEHAVIOUR
 from meshproof.features import UnsupportedFeature
 from meshproof.intent import (
     AuthzAction,
     AuthzPolicy,
     ConnectionPool,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     MtlsPolicy,
     OutlierPolicy,
@@ -240,7 +244,8 @@ UNSUPPORTED_TRIGGERS: dict[str, Intent] = {
                                                                Rule(OTHERS, paths=("*.json",)))),
     "authz.root_path": AuthzPolicy("p", ORDER, rules=(Rule(WHO, paths=("/",)),)),
     "connpool": ConnectionPool(ORDER, max_connections=10),
-    "outlier.gateway_errors": OutlierPolicy(ORDER, consecutive_gateway_errors=5, max_ejection_percent=100),
+    "outlier.gateway_errors": OutlierPolicy(ORDER, consecutive_5xx=6, consecutive_gateway_errors=5,
+                                            max_ejection_percent=100),
     "outlier.max_ejection_percent": OutlierPolicy(ORDER, max_ejection_percent=50),
     "outlier.min_health_percent": OutlierPolicy(ORDER, max_ejection_percent=100, min_health_percent=30),
     "outlier.base_ejection_time": OutlierPolicy(ORDER, max_ejection_percent=100, base_ejection_time=300),
@@ -248,10 +253,8 @@ UNSUPPORTED_TRIGGERS: dict[str, Intent] = {
     "ratelimit.limited_header": RateLimit(GATEWAY, 100, 100, 1.0, rate_limit_headers=False),
     "ratelimit.burst": plain_limit(1000, 100, 1.0),
     "ratelimit.rate": plain_limit(1, 1, 3.0),
-    "retries.retry_on_reset": SEED_ROUTE,
-    "retries.retry_on_connect_failure": retrying(Retry(1, retry_on=("connect-failure",))),
-    "retries.retry_on_refused_stream": retrying(Retry(1, retry_on=("refused-stream",))),
     "retries.per_try_timeout": retrying(Retry(1, per_try_timeout=1, retry_on=("503",))),
+    "canary.load_balancer": LoadBalancer(ORDER, LbPolicy.ROUND_ROBIN),
     "canary.match_order": Route(ORDER, (RouteRule(match=(scenario.PREMIUM,), retries=Retry(1)),
                                        RouteRule(match=(scenario.PREMIUM,)), RouteRule())),
 }
@@ -267,3 +270,32 @@ def test_an_unsupported_feature_raises_with_its_name(feature: str) -> None:
         rendered((STRICT, UNSUPPORTED_TRIGGERS[feature]))
     assert (raised.value.mesh, raised.value.feature) == ("linkerd", feature)
     assert UNSUPPORTED[feature] in str(raised.value)
+
+
+def test_a_retry_condition_linkerd_lacks_leaves_the_rest_of_the_route_and_says_so() -> None:
+    """The seed's retryOn 5xx,reset,connect-failure: the split, timeout and 5xx retries render; the route names
+    the two conditions it left out, and `meshproof render` lists them."""
+    routes = of_kind(rendered((STRICT, SEED_ROUTE)), "HTTPRoute", "gateway.networking.k8s.io")
+    default = routes["order-service-1"]
+    annotations = default["metadata"]["annotations"]
+    assert (annotations["retry.linkerd.io/http"], annotations["retry.linkerd.io/limit"]) == ("5xx", "3")
+    assert "retryOn reset: " + BEHAVIOUR["retries.retry_on_reset"] in annotations[NOT_EXPRESSED]
+    assert "retryOn connect-failure: " in annotations[NOT_EXPRESSED]
+    assert default["spec"]["rules"][0]["timeouts"] == {"request": "10s"}
+    assert [b["weight"] for b in default["spec"]["rules"][0]["backendRefs"]] == [90, 10]
+    left_out = DESCRIPTOR.render((STRICT, SEED_ROUTE), scenario.WORKLOADS).left_out
+    assert any(line.startswith("HTTPRoute order-service-1 (in part): retryOn reset") for line in left_out), left_out
+    only_reset = of_kind(rendered((STRICT, retrying(Retry(2, retry_on=("reset",))))), "HTTPRoute",
+                         "gateway.networking.k8s.io")["order-service"]
+    assert list(only_reset["metadata"]["annotations"]) == [NOT_EXPRESSED]  # no retries at all, said so
+
+
+def test_gateway_errors_at_or_above_the_5xx_threshold_are_the_5xx_policy() -> None:
+    """A gateway-error streak is part of a 5xx streak, so the 5xx detector ejects first: nothing is lost."""
+    def accrual(policy: OutlierPolicy) -> dict[str, str]:
+        return of_kind(rendered((STRICT, policy)), "Service")[ORDER]["metadata"]["annotations"]
+
+    five = OutlierPolicy(ORDER, consecutive_5xx=5, max_ejection_percent=100)
+    for gateway in (5, 7):
+        both = OutlierPolicy(ORDER, consecutive_5xx=5, consecutive_gateway_errors=gateway, max_ejection_percent=100)
+        assert accrual(both) == accrual(five)

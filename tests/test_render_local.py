@@ -19,6 +19,8 @@ from meshproof.intent import (
     AuthzPolicy,
     ConnectionPool,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     MtlsPolicy,
     OutlierPolicy,
@@ -133,7 +135,8 @@ def test_the_seed_route_matches_premium_first_and_splits_the_rest(world: tuple[T
     premium, default = host["routes"]
     assert premium["match"]["headers"] == [{"name": "x-user-type", "string_match": {"exact": "premium"}}]
     assert premium["route"]["cluster"] == "outbound|80|v2|order-service.default.svc.cluster.local"
-    assert premium["route"]["timeout"] == "0s" and "retry_policy" not in premium["route"]
+    assert premium["route"]["timeout"] == "0s"
+    assert premium["route"]["retry_policy"] == render.default_retry_policy()  # no retries named: Istio's
     assert default["route"]["weighted_clusters"]["clusters"] == [
         {"name": "outbound|80|v1|order-service.default.svc.cluster.local", "weight": 90},
         {"name": "outbound|80|v2|order-service.default.svc.cluster.local", "weight": 10}]
@@ -181,8 +184,82 @@ def test_a_split_to_a_version_nobody_runs_is_refused(world: tuple[Topology, Side
 
 
 def test_the_rate_limit_answers_limited_requests_with_the_seeds_header(world: tuple[Topology, SidecarFiles]) -> None:
-    route = rendered(world, "api-gateway-0", EVERYTHING)["rds_inbound"][0]
-    limit = route["virtual_hosts"][0]["typed_per_filter_config"][render.RATELIMIT_FILTER]
+    chain = rendered(world, "api-gateway-0", EVERYTHING)["lds"][0]["filter_chains"][0]
+    limit = chain["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]
     assert limit["token_bucket"] == {"max_tokens": 1000, "tokens_per_fill": 100, "fill_interval": "1.000s"}
     assert limit["enable_x_ratelimit_headers"] == "DRAFT_VERSION_03"
     assert limit["response_headers_to_add"][0]["header"] == {"key": "x-rate-limit-remaining", "value": "0"}
+
+
+# --- where Istio's generated config has a default, the local mesh has the same ---------------------------
+
+
+def test_a_route_without_retries_gets_istios_default_policy_and_attempts_0_gets_none(
+    world: tuple[Topology, SidecarFiles]
+) -> None:
+    """istio pilot/pkg/networking/core/route/retry/retry.go: DefaultPolicy, and nil for attempts <= 0."""
+    for retries, expected in ((None, render.default_retry_policy()), (Retry(0), None)):
+        route = Route(scenario.ORDER_SERVICE, (RouteRule(retries=retries),))
+        outbound = rendered(world, "api-gateway-0", (*scenario.BASELINE, route))["rds_outbound"][0]
+        host = next(v for v in outbound["virtual_hosts"] if v["name"].startswith("order-service."))
+        assert host["routes"][0]["route"].get("retry_policy") == expected
+    default = render.default_retry_policy()
+    assert default["retry_on"] == "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    assert default["num_retries"] == 2 and "retriable_status_codes" not in default  # no 503 since Istio 1.24
+    assert default["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
+
+
+def test_inbound_routes_retry_only_requests_reset_before_they_were_sent(world: tuple[Topology, SidecarFiles]) -> None:
+    """route.go BuildDefaultHTTPInboundRoute (ENABLE_INBOUND_RETRY_POLICY, on since Istio 1.24)."""
+    for route in rendered(world, "order-service-v1-0", scenario.BASELINE)["rds_inbound"]:
+        assert route["virtual_hosts"][0]["routes"][0]["route"]["retry_policy"] == {
+            "retry_on": "reset-before-request", "num_retries": 2}
+
+
+def test_load_balancing_is_least_request_unless_asked_and_least_conn_means_it(
+    world: tuple[Topology, SidecarFiles]
+) -> None:
+    """cluster_traffic_policy.go applyLoadBalancer: default LEAST_REQUEST, LEAST_CONN treated as it."""
+    def policies(intents: tuple[Intent, ...]) -> set[str]:
+        return {c["lb_policy"] for c in rendered(world, "api-gateway-0", intents)["cds"]
+                if c["name"].endswith("|order-service.default.svc.cluster.local")}
+
+    assert policies(scenario.BASELINE) == {"LEAST_REQUEST"}
+    assert policies((*scenario.BASELINE, LoadBalancer(scenario.ORDER_SERVICE, LbPolicy.LEAST_CONN))) == {
+        "LEAST_REQUEST"}
+    assert policies((*scenario.BASELINE, LoadBalancer(scenario.ORDER_SERVICE, LbPolicy.ROUND_ROBIN))) == {
+        "ROUND_ROBIN"}
+
+
+def test_a_services_connection_pool_also_limits_its_own_inbound_cluster(world: tuple[Topology, SidecarFiles]) -> None:
+    """cluster_builder.go buildInboundCluster applies the DestinationRule's connection pool on the server side."""
+    def inbound(instance: str) -> dict[str, Any]:
+        return next(c for c in rendered(world, instance, EVERYTHING)["cds"] if c["name"].startswith("inbound|"))
+
+    server = inbound("order-service-v1-0")
+    assert server["circuit_breakers"]["thresholds"][0]["max_connections"] == 100
+    options = server["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert options["common_http_protocol_options"]["max_requests_per_connection"] == 10
+    assert inbound("api-gateway-0")["circuit_breakers"]["thresholds"][0]["max_connections"] == render.UNLIMITED
+
+
+def test_paths_are_normalized_as_istios_base_setting_without_merging_slashes(
+    world: tuple[Topology, SidecarFiles]
+) -> None:
+    """listener_builder.go: pathNormalization BASE (the default) is normalize_path alone."""
+    for listener in rendered(world, "api-gateway-0", EVERYTHING)["lds"]:
+        for chain in listener["filter_chains"]:
+            hcm = chain["filters"][0]["typed_config"]
+            assert (hcm["normalize_path"], hcm["merge_slashes"], hcm["path_with_escaped_slashes_action"]) == (
+                True, False, "KEEP_UNCHANGED")
+
+
+def test_each_inbound_filter_chain_has_its_own_rate_limit_filter(world: tuple[Topology, SidecarFiles]) -> None:
+    """The seed's EnvoyFilter patch inserts the filter, first, into every inbound HTTP connection manager
+    (envoyfilter/listener_patch.go): a bucket per filter chain, none where no limit is asked."""
+    chains = rendered(world, "api-gateway-0", EVERYTHING)["lds"][0]["filter_chains"]  # PERMISSIVE: two chains
+    assert [chain["name"] for chain in chains] == ["mtls", "plaintext"]
+    for chain in chains:
+        assert chain["filters"][0]["typed_config"]["http_filters"][0]["name"] == render.RATELIMIT_FILTER
+    unlimited = rendered(world, "order-service-v1-0", EVERYTHING)["lds"][0]["filter_chains"][0]
+    assert render.RATELIMIT_FILTER not in {f["name"] for f in unlimited["filters"][0]["typed_config"]["http_filters"]}

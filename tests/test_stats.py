@@ -22,6 +22,7 @@ from meshproof.stats import (
     plan_binomial,
     plan_chi_square,
     plan_sequential,
+    requests_to_reach,
     two_run_overhead_change,
     wilson,
 )
@@ -430,15 +431,9 @@ def test_plans_are_frozen_records() -> None:
         plan.n = 1  # type: ignore[misc]
 
 
-def test_a_batch_for_a_random_balancer_gives_the_endpoint_enough_requests_with_the_stated_risk() -> None:
-    for needed, share in ((5, 0.25), (16, 0.25), (1, 1 / 3), (9, 0.5)):
-        n = stats.trials_for_hits(needed, share, 1e-4)
-        assert scipy_stats.binom.cdf(needed - 1, n, share) <= 1e-4  # enough
-        assert scipy_stats.binom.cdf(needed - 1, n - 1, share) > 1e-4  # and no more than needed
-    assert stats.trials_for_hits(0, 0.25, 1e-4) == 0
-
-
-def test_the_wait_for_a_random_pick_is_the_geometric_quantile() -> None:
-    k = stats.draws_until_hit(0.25, 1e-4)
-    assert k == 33  # (3/4)^33 = 7.5e-5 <= 1e-4 < (3/4)^32
-    assert 0.75**k <= 1e-4 < 0.75 ** (k - 1)
+def test_requests_to_reach_is_the_smallest_n_whose_shortfall_is_within_the_budget() -> None:
+    n = requests_to_reach(6, 0.25, 1e-6)
+    assert scipy_stats.binom.cdf(5, n, 0.25) <= 1e-6 < scipy_stats.binom.cdf(5, n - 1, 0.25)
+    assert requests_to_reach(1, 0.5, 0.25) == 2  # P(no pick in 2) = 0.25
+    with pytest.raises(ValueError):
+        requests_to_reach(0, 0.25, 1e-6)

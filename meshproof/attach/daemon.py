@@ -36,8 +36,8 @@ from meshproof.registry import create_backend
 #: what an attached process may ask of the owned backend
 METHODS = frozenset({
     "apply", "reset", "call", "call_batch", "call_unmeshed", "observed_identity", "instances", "attempts",
-    "describe", "diagnostics", "addresses", "inject", "undo", "request_counts", "outlier_stats", "load_setup",
-    "load_target",
+    "describe", "diagnostics", "addresses", "inject", "undo", "observed", "request_counts", "outlier_stats",
+    "load_setup", "load_target",
 })
 
 
@@ -60,10 +60,14 @@ class Owner:
         """Undo the latest fault equal to `fault` still in force on `instance`; False when there is none."""
         return self._faults().undo(fault, instance)
 
+    def observed(self, fault: Fault, instance: str) -> dict[str, int]:
+        """What the latest such fault in force saw (an Impostor's counts); {} when there is none."""
+        return self._faults().observed(fault, instance)
+
     def invoke(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if method not in METHODS:
             raise UserError(f"the mesh's control API has no method {method!r}")
-        target = self if method in ("inject", "undo") else self.backend
+        target = self if method in ("inject", "undo", "observed") else self.backend
         function = getattr(target, method, None)
         if function is None:
             raise UserError(f"the {self.backend.name} backend has no {method}()")

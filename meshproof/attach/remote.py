@@ -110,7 +110,10 @@ class RemoteMesh(Backend, FaultInjection, Telemetry, LoadTargets):
         def undo() -> None:
             self.undo(fault, instance)
 
-        return Injected(fault, instance, undo)
+        def observed() -> dict[str, int]:
+            return dict(self._rpc("observed", fault, instance))
+
+        return Injected(fault, instance, undo, _observe=observed)
 
     def undo(self, fault: Fault, instance: str) -> bool:
         """Undo the latest `fault` in force on `instance` (whoever injected it); False when there is none."""

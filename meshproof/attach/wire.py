@@ -22,8 +22,8 @@ _TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         intent.MtlsPolicy, intent.AuthzPolicy, intent.Rule, intent.Route, intent.RouteRule, intent.Retry,
-        intent.HeaderMatch, intent.OutlierPolicy, intent.ConnectionPool, intent.RateLimit, intent.Identity,
-        *faults.ALL,
+        intent.HeaderMatch, intent.OutlierPolicy, intent.ConnectionPool, intent.LoadBalancer, intent.RateLimit,
+        intent.Identity, *faults.ALL,
         backend.Request, backend.Response, backend.Tally, backend.TraceRow, backend.RawOutcome,
         backend.ObservedIdentity, backend.LoadSetup, backend.LoadTarget, backend.RequestCounts,
     )

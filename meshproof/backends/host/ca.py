@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshproof.intent import Identity
@@ -41,32 +41,52 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+CaKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _self_signed(name: str, validity: datetime.timedelta) -> tuple[x509.Certificate, CaKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - _SKEW)
+        .not_valid_after(_now() + validity * 2)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _loaded(cert_pem: bytes, key_pem: bytes) -> tuple[x509.Certificate, CaKey]:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"a CA key must be ECDSA or RSA, got {type(key).__name__}")
+    return x509.load_pem_x509_certificate(cert_pem), key
+
+
 class LocalCA:
-    def __init__(self, directory: Path, *, name: str = "meshproof local CA", validity: float = 3600.0) -> None:
+    def __init__(self, directory: Path, *, name: str = "meshproof local CA", validity: float = 3600.0,
+                 signer: tuple[bytes, bytes] | None = None, chain: bytes = b"") -> None:
+        """A new self-signed CA; or, with `signer` = (certificate PEM, private key PEM), one that issues with
+        an existing CA's key (a mesh's own, read from its cluster), appending `chain` (the PEM of the CAs
+        between it and the root, if it is an intermediate) to every certificate it issues."""
         self.directory = directory
         self.validity = datetime.timedelta(seconds=validity)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - _SKEW)
-            .not_valid_after(_now() + self.validity * 2)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                    key_encipherment=False, data_encipherment=False, key_agreement=False,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
+        self._cert, self._key = _self_signed(name, self.validity) if signer is None else _loaded(*signer)
+        self._chain = chain
         self.root = directory / "root-cert.pem"
         self.root.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
@@ -94,7 +114,7 @@ class LocalCA:
         cert = builder.sign(self._key, hashes.SHA256())
         cert_path = self.directory / f"{file_stem}.crt"
         key_path = self.directory / f"{file_stem}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self._chain)
         _write_private(
             key_path,
             key.private_bytes(

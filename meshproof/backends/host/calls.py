@@ -3,8 +3,9 @@ from a workload (through the app's `/forward`, so through its proxy's outbound s
 the mesh, the caller identity the serving app was handed (Istio's XFCC header), attempts counted per
 key, and the app-error fault. Both the local mesh and the local Istio mesh are made of these apps.
 
-`EchoCalls` is a mixin: a backend supplies `profile`, `apps`, `topology`, `foreign_client` and
-`inbound_address`.
+`EchoCalls` is a mixin: a backend supplies `profile`, `apps`, `topology`, `foreign_client`, `mesh_client`
+(a certificate of the mesh's own CA for a client outside the mesh: the refusal checks' positive control)
+and `inbound_address`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class EchoCalls:
     apps: dict[str, EchoApp]
     topology: Topology
     foreign_client: Svid | None
+    mesh_client: Svid | None
 
     def inbound_address(self, instance: Instance) -> tuple[str, int]:
         """Where a client outside the mesh reaches the instance's proxy."""
@@ -93,12 +95,11 @@ class EchoCalls:
 
     def call_unmeshed(self, target: str, request: Request, transport: Transport) -> RawOutcome:
         host, port = self.inbound_address(self._instance(target))
-        client_cert = None
-        if transport is Transport.TLS_FOREIGN_CA:
-            assert self.foreign_client is not None
-            client_cert = (self.foreign_client.cert, self.foreign_client.key)
+        svid = {Transport.TLS_FOREIGN_CA: self.foreign_client, Transport.TLS_MESH_CERT: self.mesh_client}.get(transport)
+        client_cert = None if svid is None else (svid.cert, svid.key)
         return probe(host, port, request, transport, client_cert=client_cert,
-                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client))
+                     timeout=min(self._timeout(request), self.profile.timeouts.outside_client),
+                     alert_wait=self.profile.timeouts.tls_verdict)
 
     def observed_identity(self, response: Response) -> ObservedIdentity:
         echo = response.echo

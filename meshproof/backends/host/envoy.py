@@ -21,7 +21,8 @@ from meshproof.processes import Child
 
 _STAT_LINE = re.compile(r'^([^:]+): "?([^"]*)"?$')
 _REJECTED = re.compile(r"config update rejected: (.*)$|error initializing configuration '[^']*': (.*)$|"
-                       r"critical\]\[main\] .*?\] (.*)$|Unable to parse JSON as proto \((.*)\)")
+                       r"critical\]\[main\] .*?\] (.*)$|Unable to parse JSON as proto \((.*)\)|"
+                       r"critical\]\[assert\] .*?\] (assert failure: .*)$")
 
 
 def find_envoy() -> Path:

@@ -17,10 +17,12 @@ def probe(
     *,
     client_cert: tuple[Path, Path] | None = None,
     timeout: float = 5.0,
+    alert_wait: float = 0.5,
 ) -> RawOutcome:
     """Connect to host:port over `transport` and send `request` once; never raises for network errors."""
     outcome, status, detail = raw_probe.probe(
         host, port, method=request.method, path=request.path, host_header=request.host(),
         headers=request.headers, body=request.body, tls=transport is not Transport.PLAINTEXT,
-        client_cert=None if client_cert is None else (str(client_cert[0]), str(client_cert[1])), timeout=timeout)
+        client_cert=None if client_cert is None else (str(client_cert[0]), str(client_cert[1])), timeout=timeout,
+        alert_wait=alert_wait)
     return RawOutcome(transport, outcome, status=status, detail=detail)

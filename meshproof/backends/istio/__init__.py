@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from meshproof.backend import Backend
-from meshproof.backends.istio.render import UNSUPPORTED, render
+from meshproof.backends.istio.render import DECLARED, UNSUPPORTED, render
 from meshproof.backends.kube.cluster_choice import choose_cluster
 from meshproof.backends.kube.descriptor import check_cluster_options, cluster_descriptor
 from meshproof.descriptor import Descriptor, Options, Prerequisite
@@ -27,7 +27,7 @@ def _on_cluster() -> type[ClusterMesh]:
 
 
 _ON_CLUSTER = cluster_descriptor(
-    "istio", "Istio's control plane and sidecars on a Kubernetes cluster", render, UNSUPPORTED, cli="istioctl",
+    "istio", "Istio's control plane and sidecars on a Kubernetes cluster", render, DECLARED, cli="istioctl",
     backend=_on_cluster,
 )
 
@@ -73,7 +73,7 @@ DESCRIPTOR = Descriptor(
     create=_create,
     prerequisites=_prerequisites,
     render=_ON_CLUSTER.render,
-    unsupported=UNSUPPORTED,
+    unsupported=DECLARED,
     options=_ON_CLUSTER.options,
     validate=_validate,
 )

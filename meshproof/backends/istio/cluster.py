@@ -31,6 +31,7 @@ query sums the same counter); the caller's `envoy_cluster_outlier_detection_*` f
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import time
@@ -40,7 +41,7 @@ from types import MappingProxyType
 from typing import Any
 
 from meshproof.backend import ObservedIdentity, RequestCounts
-from meshproof.backends.istio.render import KIND_ORDER, NETWORKING, ROOT_NAMESPACE, UNSUPPORTED, render
+from meshproof.backends.istio.render import DECLARED, KIND_ORDER, NETWORKING, ROOT_NAMESPACE, render
 from meshproof.backends.kube import metrics, objects, readiness
 from meshproof.backends.kube.api import Json
 from meshproof.backends.kube.calls import PodInstance
@@ -159,7 +160,7 @@ def marker_virtual_service(names: NamespaceMap, token: str) -> Json:
 class IstioOnCluster(ClusterMesh):
     name = "istio"
     cli = "istioctl"
-    unsupported = MappingProxyType({**UNSUPPORTED, **CLUSTER_UNSUPPORTED})
+    unsupported = MappingProxyType({**DECLARED, **CLUSTER_UNSUPPORTED})
     overflow_marker = ("x-envoy-overloaded", "true")
     kind_order = KIND_ORDER
     flavour = MeshFlavour(
@@ -289,6 +290,18 @@ class IstioOnCluster(ClusterMesh):
         return {s.name.removeprefix(prefix): round(s.value) for s in samples if s.name.startswith(prefix)
                 and s.labels.get("cluster_name", "").startswith("outbound|")
                 and s.labels.get("cluster_name", "").endswith(suffix)}
+
+    def mesh_ca(self, cluster: Cluster) -> tuple[bytes, bytes, bytes] | None:
+        """istiod signs with a plugged-in CA (secret `cacerts`, Istio's "plug in CA certificates") when there
+        is one, else with the self-signed CA it keeps in `istio-ca-secret` (security/pkg/pki/ca)."""
+        for name, chain in (("cacerts", "cert-chain.pem"), ("istio-ca-secret", None)):
+            stored = objects.get(cluster.api, {"apiVersion": "v1", "kind": "Secret",
+                                               "metadata": {"name": name, "namespace": ROOT_NAMESPACE}})
+            data = (stored or {}).get("data") or {}
+            if "ca-cert.pem" in data and "ca-key.pem" in data:
+                decoded = {key: base64.b64decode(value) for key, value in data.items()}
+                return decoded["ca-cert.pem"], decoded["ca-key.pem"], decoded.get(chain, b"") if chain else b""
+        return None
 
     def control_plane_diagnostics(self, cluster: Cluster, proxy: PodProxy) -> dict[str, object]:
         istiod = self._istiod(cluster)

@@ -8,6 +8,7 @@
 | Route         | networking.istio.io/v1 VirtualService `<service>` (first matching rule wins)           |
 | OutlierPolicy | networking.istio.io/v1 DestinationRule `<service>`: trafficPolicy.outlierDetection     |
 | ConnectionPool| the same DestinationRule: trafficPolicy.connectionPool                                 |
+| LoadBalancer  | the same DestinationRule: trafficPolicy.loadBalancer.simple                            |
 | RateLimit     | networking.istio.io/v1alpha3 EnvoyFilter inserting envoy.filters.http.local_ratelimit  |
 |               | first in the workload's inbound HTTP filters (before Istio's RBAC, as the local mesh)  |
 
@@ -45,6 +46,7 @@ from meshproof.intent import (
     ConnectionPool,
     Identity,
     Intent,
+    LoadBalancer,
     MtlsPolicy,
     OutlierPolicy,
     RateLimit,
@@ -81,6 +83,16 @@ UNSUPPORTED: Mapping[str, str] = check_table({
 }, owner=f"the {MESH} renderer")
 
 
+#: What Istio does differently from a feature, though nothing is refused in rendering: checks of it end
+#: not_supported (the descriptor declares both tables).
+BEHAVIOUR: Mapping[str, str] = check_table({
+    "mtls.plaintext_forbidden": "Istio's sidecar closes a plaintext connection to a STRICT workload without "
+    "answering it (no filter chain matches plaintext)",
+}, owner=f"the {MESH} renderer")
+#: everything a backend of this mesh declares: what it cannot express and what it does instead
+DECLARED: Mapping[str, str] = {**UNSUPPORTED, **BEHAVIOUR}
+
+
 def _unsupported(feature: str, detail: str) -> UnsupportedFeature:
     return UnsupportedFeature(MESH, feature, UNSUPPORTED[feature], detail=detail)
 
@@ -97,7 +109,8 @@ def render(intents: Sequence[Intent], workloads: Sequence[Workload]) -> list[Jso
     routes = one_per_service(intents, Route)
     outliers = one_per_service(intents, OutlierPolicy)
     pools = one_per_service(intents, ConnectionPool)
-    for key in sorted({*routes, *outliers, *pools}):
+    balancers = one_per_service(intents, LoadBalancer)
+    for key in sorted({*routes, *outliers, *pools, *balancers}):
         namespace, service = key
         route = routes.get(key)
         if route is not None:
@@ -105,8 +118,9 @@ def render(intents: Sequence[Intent], workloads: Sequence[Workload]) -> list[Jso
             result.append(virtual_service(route))
         # Subsets only for the versions a route names: a DestinationRule is what the seed's is, no more.
         subsets = sorted(route.versions()) if route is not None else []
-        if subsets or key in outliers or key in pools:
-            result.append(destination_rule(service, namespace, subsets, outliers.get(key), pools.get(key)))
+        if subsets or key in outliers or key in pools or key in balancers:
+            result.append(destination_rule(service, namespace, subsets, outliers.get(key), pools.get(key),
+                                           balancers.get(key)))
     result += [envoy_filter(limit) for limit in one_per_service(intents, RateLimit).values()]
     return finish(result, KIND_ORDER)
 
@@ -204,10 +218,12 @@ def retries(retry: Retry) -> Json:
 
 
 def destination_rule(service: str, namespace: str, subsets: Sequence[str], outlier: OutlierPolicy | None,
-                     pool: ConnectionPool | None) -> Json:
+                     pool: ConnectionPool | None, balancer: LoadBalancer | None = None) -> Json:
     traffic_policy: Json = {}
     if pool is not None:
         traffic_policy["connectionPool"] = connection_pool(pool)
+    if balancer is not None:  # the seed's LEAST_CONN is written LEAST_REQUEST, which istiod renders alike
+        traffic_policy["loadBalancer"] = {"simple": balancer.policy.value}
     if outlier is not None:
         traffic_policy["outlierDetection"] = outlier_detection(outlier)
     spec: Json = {"host": service}

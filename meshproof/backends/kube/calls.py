@@ -14,12 +14,14 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from meshproof import features
 from meshproof.backend import Injected, RawOutcome, Request, Response, Tally, Transport
 from meshproof.backends.kube.deploy import APP_PORT, CONTROL_PORT
 from meshproof.backends.kube.namespaces import NamespaceMap
 from meshproof.backends.kube.pods import PodProxy, PodRef
 from meshproof.errors import UserError
 from meshproof.faults import AppDelay, AppError
+from meshproof.features import UnsupportedFeature
 from meshproof.intent import Workload
 from meshproof.profile import Profile
 
@@ -49,6 +51,7 @@ class PodCalls:
     pods: dict[str, PodInstance]
     outside: PodInstance | None
     foreign_client: ClientCertificate | None
+    mesh_client: ClientCertificate | None
 
     def _proxy(self) -> PodProxy:
         if self.pod_proxy is None:
@@ -110,9 +113,13 @@ class PodCalls:
             "body_b64": base64.b64encode(request.body).decode(), "tls": transport is not Transport.PLAINTEXT,
             "timeout": timeout,
         }
-        if transport is Transport.TLS_FOREIGN_CA:
-            assert self.foreign_client is not None
-            payload.update(client_cert_pem=self.foreign_client.cert_pem, client_key_pem=self.foreign_client.key_pem)
+        clients = {Transport.TLS_FOREIGN_CA: self.foreign_client, Transport.TLS_MESH_CERT: self.mesh_client}
+        client = clients.get(transport)
+        if transport is Transport.TLS_MESH_CERT and client is None:
+            raise UnsupportedFeature(self.name, features.MTLS_OUTSIDE_CERTIFICATE.name,
+                                     f"meshproof cannot read the {self.name} CA's key on this cluster")
+        if client is not None:
+            payload.update(client_cert_pem=client.cert_pem, client_key_pem=client.key_pem)
         data = self._proxy().json("POST", self.outside.ref, CONTROL_PORT, "/probe", body=payload,
                                   timeout=timeout + self.profile.timeouts.forward_margin)
         return RawOutcome(transport, data["outcome"], status=data["status"], detail=data["detail"])

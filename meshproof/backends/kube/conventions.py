@@ -19,6 +19,9 @@ VERSION_LABEL = "version"
 APP_PORT_NAME = "http"
 #: Every rendered object carries this label, so a backend can find (and prune) what meshproof applied.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshproof"}
+#: An annotation saying which part of an intent the object could not express, and why: the rest of the
+#: intent is rendered (a route keeps its matches, split and timeout when a retry condition is missing).
+NOT_EXPRESSED = "meshproof.io/not-expressed"
 
 
 def manifest(api_version: str, kind: str, name: str, namespace: str, spec: Json | None = None, *,

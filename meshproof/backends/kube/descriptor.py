@@ -30,6 +30,8 @@ CLUSTER_UNSUPPORTED = {
     "mesh.fault.proxy_crash": "on a cluster the kubelet restarts a killed proxy container within seconds and the "
     "pod leaves the endpoints meanwhile, so a proxy cannot be held down until undo as the fault promises "
     "(a cluster's faults are AppError, AppDelay and ControlPlaneDown)",
+    "mesh.fault.impostor": "an impostor must answer at the destination pod's own IP, which on a cluster belongs "
+    "to that pod's network namespace; this version has no cluster form of it",
     "mesh.load_targets": "the load suite drives Locust from the runner and samples the proxies' CPU by host "
     "pid; on a cluster the generator must run as pods beside the caller, which this version does not wire "
     "into the load suite",

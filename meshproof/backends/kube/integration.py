@@ -99,6 +99,13 @@ class MeshIntegration(ABC):
     def proxy_outlier_stats(samples: Sequence[Sample], service: str, namespace: str) -> dict[str, int]:
         """A caller pod's proxy's view of `service`'s endpoints (ejections), from its metrics."""
 
+    def mesh_ca(self, cluster: Cluster) -> tuple[bytes, bytes, bytes] | None:
+        """The mesh CA's (certificate PEM, private key PEM, chain PEM to append to what it signs), read from
+        the cluster, so meshproof can give a client outside the mesh a certificate of the mesh (the refusal
+        checks' positive control); None when meshproof cannot (the mesh declares
+        mtls.outside_certificate unsupported)."""
+        return None
+
     def control_plane_diagnostics(self, cluster: Cluster, proxy: PodProxy) -> dict[str, object]:
         """What a failing check attaches about the control plane; nothing by default."""
         return {}

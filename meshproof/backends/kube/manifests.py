@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from meshproof.backends.kube.conventions import NOT_EXPRESSED
 from meshproof.backends.kube.schema import check
 from meshproof.descriptor import Rendered
 from meshproof.features import UnsupportedFeature
@@ -21,7 +22,8 @@ Renderer = Callable[[Sequence[Intent], Sequence[Workload]], list[Manifest]]
 
 def cluster_manifests(render: Renderer, intents: Sequence[Intent], workloads: Sequence[Workload]
                       ) -> tuple[list[Manifest], list[str]]:
-    """(validated manifests, "intent: why the mesh cannot express it" for each intent left out)."""
+    """(validated manifests, "intent: why the mesh cannot express it" for each intent left out, and for each
+    part of an intent an object says it left out)."""
     expressible, left_out = [], []
     for intent in intents:
         try:
@@ -31,6 +33,10 @@ def cluster_manifests(render: Renderer, intents: Sequence[Intent], workloads: Se
             left_out.append(f"{type(intent).__name__} ({gap.feature}): {gap.reason}")
     manifests = render(expressible, workloads)
     check(manifests)
+    for manifest in manifests:
+        note = manifest["metadata"].get("annotations", {}).get(NOT_EXPRESSED)
+        if note:
+            left_out.append(f"{manifest['kind']} {manifest['metadata']['name']} (in part): {note}")
     return manifests, left_out
 
 

@@ -86,6 +86,7 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         self.pods: dict[str, PodInstance] = {}
         self.outside: PodInstance | None = None
         self.foreign_client: ClientCertificate | None = None
+        self.mesh_client: ClientCertificate | None = None
         self.workloads: tuple[Workload, ...] = ()
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
@@ -139,10 +140,24 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
         foreign = LocalCA(self.run.path / "pki").foreign().issue(Identity("default", "foreign-client"),
                                                                  file_stem="foreign-client")
         self.foreign_client = ClientCertificate(foreign.cert.read_text(), foreign.key.read_text())
+        self.mesh_client = self._mesh_client(cluster)
         self.pod_proxy = PodProxy(cluster.api, timeout=settings.request)
         self.baseline = baseline
         self.apply(baseline)
         self.facts["mesh_up_s"] = round(time.monotonic() - started, 1)
+
+    def _mesh_client(self, cluster: Cluster) -> ClientCertificate | None:
+        """A certificate of the mesh's own CA for the outside client, with the outside workload's identity,
+        where the mesh lets meshproof read its CA."""
+        ca = self.mesh_ca(cluster)
+        if ca is None:
+            return None
+        assert self.run is not None
+        signer = LocalCA(self.run.path / "pki" / "mesh", signer=(ca[0], ca[1]), chain=ca[2])
+        outside = deploy.OUTSIDE_WORKLOAD
+        identity = Identity(self.names.cluster(outside.namespace), outside.service_account)
+        svid = signer.issue(identity, file_stem="outside-client")
+        return ClientCertificate(svid.cert.read_text(), svid.key.read_text())
 
     def _echo_image(self, tools: Runner) -> str:
         if self.options.echo_image:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from meshproof.backends.kube.descriptor import cluster_descriptor
-from meshproof.backends.linkerd.render import UNSUPPORTED, render
+from meshproof.backends.linkerd.render import DECLARED, UNSUPPORTED, render
 
 if TYPE_CHECKING:
     from meshproof.backends.kube.mesh import ClusterMesh
@@ -21,7 +21,7 @@ def _on_cluster() -> type[ClusterMesh]:
 
 DESCRIPTOR = cluster_descriptor(
     "linkerd", "Linkerd's control plane and proxies on a Kubernetes cluster (kind, or an existing one)", render,
-    UNSUPPORTED, cli="linkerd", backend=_on_cluster,
+    DECLARED, cli="linkerd", backend=_on_cluster,
 )
 
 __all__ = ["DESCRIPTOR", "UNSUPPORTED", "render"]

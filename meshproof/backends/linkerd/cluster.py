@@ -47,7 +47,7 @@ from meshproof.backends.kube.metrics import Sample
 from meshproof.backends.kube.namespaces import NamespaceMap
 from meshproof.backends.kube.pods import PodProxy
 from meshproof.backends.kube.schema import CRD_DIR
-from meshproof.backends.linkerd.render import KIND_ORDER, UNSUPPORTED, render
+from meshproof.backends.linkerd.render import DECLARED, KIND_ORDER, render
 from meshproof.errors import UserError
 from meshproof.intent import Identity, Intent, Workload
 from meshproof.profile import ClusterSettings
@@ -160,7 +160,12 @@ def linkerd_identity(header: str) -> Identity | None:
 class LinkerdOnCluster(ClusterMesh):
     name = "linkerd"
     cli = "linkerd"
-    unsupported = MappingProxyType({**UNSUPPORTED, **CLUSTER_UNSUPPORTED})
+    unsupported = MappingProxyType({
+        **DECLARED, **CLUSTER_UNSUPPORTED,
+        "mtls.outside_certificate": "Linkerd names a workload by a DNS identity its issuer signs in the "
+        "linkerd-identity-issuer secret; this version does not mint one for a client outside the mesh, so the "
+        "refusal checks lack their positive control",
+    })
     kind_order = KIND_ORDER
     flavour = MeshFlavour(
         proxy_container="linkerd-proxy",

@@ -14,6 +14,8 @@ Target: Linkerd edge-26.x (the 2.16+ retry/timeout annotations, 2.17+ HTTPLocalR
 | OutlierPolicy  | balancer.linkerd.io/failure-accrual* annotations on the service's Service            |
 | RateLimit      | HTTPLocalRateLimitPolicy on the Server                                               |
 | ConnectionPool | nothing: unsupported                                                                 |
+| LoadBalancer   | nothing for LEAST_REQUEST (Linkerd's balancer is its own least-loaded choice: EWMA    |
+|                | latency, power of two choices); any other algorithm is unsupported                   |
 
 Choices, and why:
 - Servers rather than `config.linkerd.io/default-inbound-policy` annotations: the annotation is read
@@ -40,18 +42,23 @@ Choices, and why:
 
 Semantics that differ from Istio and the local mesh even where rendering succeeds (checks must allow):
 - Strict mTLS: a plaintext HTTP request is answered `403` by Linkerd's proxy; Istio and the local
-  mesh close the connection without a response.
+  mesh close the connection without a response. Declared as features (`mtls.plaintext_forbidden` is
+  Linkerd's form, `mtls.plaintext_closed` the others'), so the check expects each mesh's own refusal.
 - Retries: Linkerd retries responses (5xx, gateway-error, listed codes), fail-fast errors, refused
   streams and attempts cut off by `retry.linkerd.io/timeout`, never connection errors or resets
   (linkerd2-proxy retry.rs), which Envoy's `5xx` includes. On the last attempt Linkerd drops the
   retry timeout and lets it run to the request timeout; Envoy's per-try timeout bounds every attempt.
-  Requests with bodies over 64 KiB are not retried. No retries unless configured: `retries=None` and
+  Requests with bodies over 64 KiB are not retried. A retry may go to another backend of a weighted
+  route (declared: `retries.same_version`). A route whose retryOn names reset or connect-failure still
+  renders, with the conditions Linkerd has, and says what it left out (kube.objects.NOT_EXPRESSED).
+  No retries unless configured: `retries=None` and
   `Retry(attempts=0)` render alike (Istio's default retries twice on connect-failure/refused-stream).
 - Failure accrual counts consecutive 5xx/errors per endpoint and ejects at once, as Envoy's
   consecutive_5xx; but there is no sweep interval (the intent's `interval` has no equivalent), an
   ejected endpoint comes back on probation (one probe request; a failed probe doubles the penalty up
   to max-penalty) rather than fully after base_ejection_time x ejections, and no cap on the share
-  ejected (so only max_ejection_percent 100, or 0 = no ejection, render).
+  ejected (so only max_ejection_percent 100, or 0 = no ejection, render). consecutiveGatewayErrors
+  renders only where it changes nothing: at or above consecutive5xxErrors, the 5xx detector ejects first.
 - Rate limits are a GCRA of `requestsPerSecond` with one second of tolerance: a burst of one second's
   requests refilled continuously, where Envoy's bucket refills `tokens_per_fill` at each interval.
 """
@@ -63,7 +70,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.backends.kube import gamma
-from meshproof.backends.kube.conventions import APP_LABEL, APP_PORT_NAME, finish, manifest, service, service_port
+from meshproof.backends.kube.conventions import (
+    APP_LABEL,
+    APP_PORT_NAME,
+    NOT_EXPRESSED,
+    finish,
+    manifest,
+    service,
+    service_port,
+)
 from meshproof.backends.kube.gamma import MATCH_ORDER_REASON
 from meshproof.durations import format_duration
 from meshproof.features import UnsupportedFeature, check_table
@@ -74,6 +89,8 @@ from meshproof.intent import (
     ConnectionPool,
     Identity,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     OutlierPolicy,
     RateLimit,
@@ -122,16 +139,31 @@ UNSUPPORTED: Mapping[str, str] = check_table({
     "ratelimit.burst": "HTTPLocalRateLimitPolicy takes only requestsPerSecond; Linkerd's GCRA allows a burst "
     "of one second's requests, so max_tokens must equal tokens_per_fill / fill_interval",
     "ratelimit.rate": "requestsPerSecond is a whole number of at least 1",
-    "retries.retry_on_reset": "Linkerd never retries a request that failed with a connection error or reset "
-    "(linkerd2-proxy outbound retry.rs)",
-    "retries.retry_on_connect_failure": "Linkerd never retries a request whose connection failed "
-    "(linkerd2-proxy outbound retry.rs)",
-    "retries.retry_on_refused_stream": "Linkerd retries refused streams whenever it retries anything, but "
-    "cannot be told to retry only those: a response status to retry is needed",
     "retries.per_try_timeout": "retry.linkerd.io/timeout always retries the attempt it cuts off; Envoy "
     "retries a per-try timeout only under 5xx or gateway-error, so without those it cannot be expressed",
     "canary.match_order": MATCH_ORDER_REASON,
+    "canary.load_balancer": "Linkerd always balances by peak-EWMA latency over two endpoints drawn at random; "
+    "round robin or random cannot be chosen",
 }, owner=f"the {MESH} renderer")
+
+
+#: What Linkerd does differently from a feature, though rendering refuses nothing for it (a retry condition
+#: it cannot express is left out of the route, and the route says so in its NOT_EXPRESSED annotation):
+#: checks of these features end not_supported (the descriptor declares both tables).
+BEHAVIOUR: Mapping[str, str] = check_table({
+    "retries.retry_on_refused_stream": "Linkerd retries refused streams whenever it retries anything, but "
+    "cannot be told to retry only those: a response status to retry is needed",
+    "retries.retry_on_connect_failure": "Linkerd never retries a request whose connection failed "
+    "(linkerd2-proxy outbound retry.rs)",
+    "retries.retry_on_reset": "Linkerd never retries a request that failed with a connection error or reset "
+    "(linkerd2-proxy outbound retry.rs)",
+    "mtls.plaintext_closed": "Linkerd's proxy answers a plaintext request to an authenticated-only Server with "
+    "HTTP 403 rather than closing the connection",
+    "retries.same_version": "Linkerd may send each retry of a request on a weighted route to another backend, "
+    "so a version's failures can be retried on the other version",
+}, owner=f"the {MESH} renderer")
+#: everything a backend of this mesh declares: what it cannot express and what it does instead
+DECLARED: Mapping[str, str] = {**UNSUPPORTED, **BEHAVIOUR}
 
 
 def _unsupported(feature: str, detail: str) -> UnsupportedFeature:
@@ -152,6 +184,8 @@ def render(intents: Sequence[Intent], workloads: Sequence[Workload], *,
             raise _unsupported("authz.deny", f"authorization policy {intent.name}")
         if isinstance(intent, ConnectionPool) and _has_limit(intent):
             raise _unsupported("connpool", f"connection pool of {intent.service}")
+        if isinstance(intent, LoadBalancer) and intent.policy is not LbPolicy.LEAST_REQUEST:
+            raise _unsupported("canary.load_balancer", f"{intent.policy.value} for {intent.service}")
     outliers = one_per_service(intents, OutlierPolicy)
     routes = one_per_service(intents, Route)
     limits = one_per_service(intents, RateLimit)
@@ -414,7 +448,11 @@ def failure_accrual(policy: OutlierPolicy) -> dict[str, str] | None:
     detects = policy.consecutive_5xx is not None or policy.consecutive_gateway_errors is not None
     if not detects or not policy.max_ejection_percent:
         return None
-    if policy.consecutive_gateway_errors is not None:
+    # Every gateway error is a 5xx, and a 500 breaks a run of gateway errors but not of 5xx, so a gateway
+    # streak is never longer than the 5xx streak it is part of: with consecutiveGatewayErrors >=
+    # consecutive5xxErrors the 5xx detector always ejects first, and the policy is 5xx alone.
+    gateway = policy.consecutive_gateway_errors
+    if gateway is not None and (policy.consecutive_5xx is None or gateway < policy.consecutive_5xx):
         raise _unsupported("outlier.gateway_errors", where)
     if policy.max_ejection_percent != 100:
         raise _unsupported("outlier.max_ejection_percent", f"{where}: {policy.max_ejection_percent}%")
@@ -433,28 +471,34 @@ def failure_accrual(policy: OutlierPolicy) -> dict[str, str] | None:
 
 
 _CONDITION_STATUSES = (("5xx", "5xx"), ("gateway-error", "gateway-error"), ("retriable-4xx", "409"))
+#: Retry conditions Linkerd cannot express, by the feature that declares why.
+_INEXPRESSIBLE = {"reset": "retries.retry_on_reset", "connect-failure": "retries.retry_on_connect_failure"}
 
 
 def retry_annotations(rule: RouteRule) -> dict[str, str]:
     """The retry.linkerd.io annotations for the HTTPRoute holding `rule`; {} for no retries, which is also
-    Linkerd's default (so `retries=None` and `attempts=0` render alike)."""
+    Linkerd's default (so `retries=None` and `attempts=0` render alike). Conditions Linkerd cannot express
+    are left out, the route keeping the rest (matches, split, timeout, the other conditions), and named in
+    the NOT_EXPRESSED annotation; a per-try timeout without 5xx or gateway-error is refused, since Linkerd
+    would retry what Envoy does not."""
     retry = rule.retries
     if retry is None or retry.attempts == 0:
         return {}
     where = f"retry on {','.join(retry.retry_on)}"
     conditions = set(retry.conditions)
-    for condition in ("reset", "connect-failure"):
-        if condition in conditions:
-            raise _unsupported(f"retries.retry_on_{condition.replace('-', '_')}", where)
     statuses = [status for condition, status in _CONDITION_STATUSES if condition in conditions]
     statuses += [str(code) for code in retry.status_codes]
+    missing = [(condition, BEHAVIOUR[feature]) for condition, feature in _INEXPRESSIBLE.items()
+               if condition in conditions]
     if "refused-stream" in conditions and not statuses:
-        raise _unsupported("retries.retry_on_refused_stream", where)
+        missing.append(("refused-stream", BEHAVIOUR["retries.retry_on_refused_stream"]))
     if retry.per_try_timeout is not None and not conditions & {"5xx", "gateway-error"}:
         raise _unsupported("retries.per_try_timeout", where)
-    if not statuses:
-        return {}
-    annotations = {f"{_RETRY}/http": ",".join(statuses), f"{_RETRY}/limit": str(retry.attempts)}
-    if retry.per_try_timeout is not None:
-        annotations[f"{_RETRY}/timeout"] = format_duration(retry.per_try_timeout)
+    annotations = {}
+    if statuses:
+        annotations = {f"{_RETRY}/http": ",".join(statuses), f"{_RETRY}/limit": str(retry.attempts)}
+        if retry.per_try_timeout is not None:
+            annotations[f"{_RETRY}/timeout"] = format_duration(retry.per_try_timeout)
+    if missing:
+        annotations[NOT_EXPRESSED] = "; ".join(f"retryOn {condition}: {why}" for condition, why in missing)
     return annotations

@@ -9,8 +9,14 @@ from collections.abc import Sequence
 from meshproof.backend import Backend
 from meshproof.descriptor import Descriptor, Options, Prerequisite, Rendered
 from meshproof.errors import UserError
+from meshproof.features import check_table
 from meshproof.intent import Intent, Workload
 from meshproof.profile import Profile
+
+UNSUPPORTED = check_table({
+    "mtls.plaintext_forbidden": "the local mesh, as Istio's sidecars, closes a plaintext connection to a STRICT "
+    "workload without answering it",
+}, owner="the local mesh")
 
 
 def _create(profile: Profile, options: Options) -> Backend:
@@ -57,7 +63,7 @@ DESCRIPTOR = Descriptor(
     create=_create,
     prerequisites=_prerequisites,
     render=_render,
-    unsupported={},
+    unsupported=UNSUPPORTED,
     options=frozenset({"envoy_config_hook", "mesh_version"}),
     validate=_validate,
 )

@@ -34,9 +34,10 @@ from meshproof.backends.host.ca import LocalCA, Svid
 from meshproof.backends.host.calls import EchoCalls
 from meshproof.backends.host.disruption import Blackhole, Freeze, connect_outcome
 from meshproof.backends.host.envoy import envoy_version, find_envoy
+from meshproof.backends.host.impostor import ImpostorServer
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
-from meshproof.backends.local import render
+from meshproof.backends.local import UNSUPPORTED, render
 from meshproof.backends.local.hook import ConfigHook, run_hook
 from meshproof.backends.local.render import SidecarFiles
 from meshproof.backends.local.sidecar import Pending, Sidecar
@@ -50,6 +51,8 @@ from meshproof.faults import (
     ControlPlaneDown,
     Fault,
     HttpFault,
+    Impostor,
+    ImpostorCertificate,
     PortBlackholed,
     PortRefused,
     ProxyCrash,
@@ -66,6 +69,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "local"
     overflow_marker = ("x-envoy-overloaded", "true")
     fault_types = frozenset(ALL) - {ControlPlaneDown}  # its proxies read files: there is no control plane
+    unsupported = UNSUPPORTED
 
     def __init__(self, profile: Profile, *, hook: ConfigHook | None = None,
                  artifacts_dir: Path | None = None) -> None:
@@ -82,6 +86,9 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
         self.foreign_client: Svid | None = None
+        self.mesh_client: Svid | None = None  # a valid mesh certificate for clients outside the mesh
+        self.ca: LocalCA | None = None
+        self.svids: dict[Identity, Svid] = {}
         self.startup: dict[str, Any] = {}
         self.crashed: set[str] = set()  # sidecars down (ProxyCrash)
         self.injected: list[Injected] = []
@@ -109,9 +116,10 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.run = run = RunDir.create("local")
         self.ports = ports = PortBlock.reserve(state_root() / "locks")
         self.supervisor = supervisor = Supervisor(run)
-        ca = LocalCA(run.path / "pki")
+        self.ca = ca = LocalCA(run.path / "pki")
         self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
-        svids: dict[Identity, Svid] = {}
+        self.mesh_client = ca.issue(Identity("default", "outside-client"), file_stem="outside-client")
+        self.svids = svids = {}
         instances = []
         for workload in workloads:
             if workload.identity not in svids:
@@ -152,7 +160,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             missing = sorted(set(self.sidecars) - set(ready_at))
             raise UserError(f"the local mesh did not start within {self.profile.timeouts.startup:.0f}s "
                             f"(sidecars not ready: {', '.join(missing) or 'none'}; see logs in {logs})")
-        self._wait_served([(sidecar, Pending(kind, version, 0))
+        self._wait_served([(sidecar, Pending(kind, version))
                            for sidecar in self.sidecars.values() for kind, version in sidecar.versions.items()])
         self.intents = baseline
         self._record_startup(started, sidecar_started, ready_at)
@@ -270,6 +278,8 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
                 undo = self._add_http_fault(fault, instance)
             case PortRefused() | PortBlackholed():
                 undo = self._close_inbound(fault, instance)
+            case Impostor():
+                return self._impersonate(fault, instance)
             case ControlPlaneDown():
                 raise UserError("the local mesh has no control plane to stop: its proxies read files")
             case _:
@@ -386,6 +396,27 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             raise UserError(f"port {port} did not become {outcome} within {timeout:.0f}s: "
                             f"a connection was {connect_outcome(port, probe_timeout)}")
 
+    def _impersonate(self, fault: Impostor, instance: str) -> Injected:
+        """The instance's proxy is killed and an impostor takes its inbound address."""
+        assert self.supervisor is not None and self.ca is not None and self.run is not None
+        target = self.topology.instance(instance)
+        if fault.certificate is ImpostorCertificate.FOREIGN_CA:  # the destination's own identity, wrongly signed
+            svid = self.ca.foreign().issue(target.identity, file_stem=f"impostor-{instance}")
+        else:  # a real identity of the mesh that is not the destination's
+            other = next(identity for identity in self.svids if identity != target.identity)
+            svid = self.svids[other]
+        self.supervisor.kill(self.sidecars[instance].name)
+        self.crashed.add(instance)
+        server = ImpostorServer(target.inbound_port, svid.cert, svid.key).start()
+
+        def undo() -> None:
+            server.stop()
+            self._restart_crashed({instance})
+
+        injected = Injected(fault, instance, undo, _observe=server.observed)
+        self.injected.append(injected)
+        return injected
+
     def _restart_crashed(self, names: set[str]) -> None:
         """Bring crashed sidecars back with the config they had; wait until they serve it again."""
         assert self.supervisor is not None and self.run is not None
@@ -397,7 +428,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
                           timeout=self.profile.timeouts.startup):
             raise UserError(f"crashed sidecars did not come back within {self.profile.timeouts.startup:.0f}s")
         self.crashed -= names
-        self._wait_served([(s, Pending(kind, version, 0)) for s in restarted for kind, version in s.versions.items()
+        self._wait_served([(s, Pending(kind, version)) for s in restarted for kind, version in s.versions.items()
                            if self._serves(s.instance.name, kind)])
 
     # --- traffic and observations (the echo apps: meshproof.backends.host.calls) --------------------------

@@ -6,11 +6,20 @@ The shape follows Istio's sidecars, so the local mesh behaves like the meshes it
 - an *outbound* listener for the app's calls, routing by Host to `outbound|<port>|<subset>|<fqdn>`
   clusters that originate mTLS with the workload's SVID and verify the server's SPIFFE ID.
 
+Where Istio's generated config has a default the intents do not mention, the local mesh renders the same
+(read in istio/istio pilot/pkg/networking/core): LEAST_REQUEST load balancing (cluster_traffic_policy.go
+applyLoadBalancer, LEAST_CONN being its alias); a route without retries gets Istio's default retry policy
+and every inbound route its reset-before-request retries (route/retry/retry.go, route/route.go); a
+service's connection pool also limits its own inbound cluster (cluster_builder.go buildInboundCluster);
+paths are normalized without merging slashes (listener_builder.go, meshConfig pathNormalization BASE);
+and the rate limit is a filter in each inbound HTTP connection manager, with a bucket per filter chain,
+as the seed's EnvoyFilter patch puts it there (envoyfilter/listener_patch.go).
+
 Where each setting lives decides how fast it takes effect, which was measured on Envoy 1.40: a
 listener (LDS) update leaves open connections on the *old* filter chain until they drain, while a
 route configuration (RDS) update applies to the very next request. So everything that can be per
-route is: authorization and rate limits are per-route filter configs on the inbound route, retries,
-timeouts and weights live on the outbound route. Only the mTLS mode changes the listener.
+route is: authorization is a per-route filter config on the inbound route, retries, timeouts and weights
+live on the outbound route. The mTLS mode and the rate limit (where Istio has it too) change the listener.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from meshproof.intent import (
     AuthzPolicy,
     ConnectionPool,
     Intent,
+    LbPolicy,
+    LoadBalancer,
     MtlsMode,
     OutlierPolicy,
     RateLimit,
@@ -73,6 +84,12 @@ RATELIMIT_STAT_PREFIX = "inbound_ratelimit"
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 CONNECT_TIMEOUT = "10s"  # Istio's default connectTimeout
+#: Istio's retry policy for a route that names none (route/retry/retry.go DefaultPolicy; 503 is not among
+#: the codes since Istio 1.24, EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY): 2 retries, on another host.
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+DEFAULT_RETRIES = 2
+#: What Istio gives every inbound route (route.go BuildDefaultHTTPInboundRoute, ENABLE_INBOUND_RETRY_POLICY).
+INBOUND_RETRY_POLICY: Json = {"retry_on": "reset-before-request", "num_retries": 2}
 
 
 @dataclass(frozen=True)
@@ -183,29 +200,33 @@ def _hcm(stat_prefix: str, rds_kind: str, route_name: str, files: SidecarFiles, 
             stat_prefix=stat_prefix,
             rds={"route_config_name": route_name, "config_source": _config_source(files, rds_kind)},
             http_filters=[*filters, _router()],
+            # Istio's default path normalization (BASE): RFC 3986 normalization, slashes kept as they are
             normalize_path=True,
-            merge_slashes=True,
+            merge_slashes=False,
+            path_with_escaped_slashes_action="KEEP_UNCHANGED",
             **extra,
         ),
     }
 
 
-def inbound_listener(instance: Instance, files: SidecarFiles, mode: MtlsMode) -> Json:
+def inbound_listener(instance: Instance, files: SidecarFiles, mode: MtlsMode, limit: RateLimit | None) -> Json:
+    """`limit`: the rate limit of the instance's service. Its filter, with its bucket, sits in each chain's HTTP
+    connection manager, as the seed's EnvoyFilter inserts it (first, before authorization) into every inbound
+    one: each chain has its own bucket, and changing the limit is a listener update, as on Istio."""
     rbac = "envoy.extensions.filters.http.rbac.v3.RBAC"
-    hcm = _hcm(
-        "inbound",
-        "rds_inbound",
-        "inbound",
-        files,
-        [
-            _http_filter(RATELIMIT_FILTER, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-                         stat_prefix=RATELIMIT_STAT_PREFIX),
-            _http_filter(AUTHZ_DENY_FILTER, rbac),
-            _http_filter(AUTHZ_ALLOW_FILTER, rbac),
-        ],
-        forward_client_cert_details="SANITIZE_SET",
-        set_current_client_cert_details={"uri": True},
-    )
+
+    def hcm() -> Json:
+        limiter = [] if limit is None else [{"name": RATELIMIT_FILTER, "typed_config": _local_ratelimit(limit)}]
+        return _hcm(
+            "inbound",
+            "rds_inbound",
+            "inbound",
+            files,
+            [*limiter, _http_filter(AUTHZ_DENY_FILTER, rbac), _http_filter(AUTHZ_ALLOW_FILTER, rbac)],
+            forward_client_cert_details="SANITIZE_SET",
+            set_current_client_cert_details={"uri": True},
+        )
+
     listener: Json = {
         "@type": TYPE_URLS["lds"],
         "name": "inbound",
@@ -213,7 +234,7 @@ def inbound_listener(instance: Instance, files: SidecarFiles, mode: MtlsMode) ->
         "traffic_direction": "INBOUND",
     }
     if mode is MtlsMode.STRICT:
-        listener["filter_chains"] = [{"name": "mtls", "filters": [hcm], "transport_socket": _downstream_tls(files)}]
+        listener["filter_chains"] = [{"name": "mtls", "filters": [hcm()], "transport_socket": _downstream_tls(files)}]
     else:
         listener["listener_filters"] = [
             {
@@ -225,10 +246,10 @@ def inbound_listener(instance: Instance, files: SidecarFiles, mode: MtlsMode) ->
             {
                 "name": "mtls",
                 "filter_chain_match": {"transport_protocol": "tls"},
-                "filters": [hcm],
+                "filters": [hcm()],
                 "transport_socket": _downstream_tls(files),
             },
-            {"name": "plaintext", "filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": [hcm]},
+            {"name": "plaintext", "filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": [hcm()]},
         ]
     return listener
 
@@ -297,6 +318,18 @@ def _endpoints(name: str, instances: Sequence[Instance], port_of: str) -> Json:
     }
 
 
+def _pool_options(cluster: Json, pool: ConnectionPool | None) -> None:
+    """The pool's per-connection limit, as Istio sets it (cluster_traffic_policy.go applyConnectionPool)."""
+    if pool is not None and pool.max_requests_per_connection is not None:
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                common_http_protocol_options={"max_requests_per_connection": pool.max_requests_per_connection},
+                explicit_http_config={"http_protocol_options": {}},
+            )
+        }
+
+
 def _outbound_cluster(
     name: str,
     sni: str,
@@ -304,14 +337,18 @@ def _outbound_cluster(
     files: SidecarFiles,
     outlier: OutlierPolicy | None,
     pool: ConnectionPool | None,
+    balancer: LbPolicy,
 ) -> Json:
+    """Outbound mTLS to the servers, accepting only their own SPIFFE IDs (Istio's ISTIO_MUTUAL validation
+    context matches the destination's service accounts, cluster_tls.go): a certificate of any other
+    identity, or from another CA, fails the handshake before a request is sent."""
     server_ids = sorted({server.identity.spiffe_id for server in servers})
     cluster: Json = {
         "@type": TYPE_URLS["cds"],
         "name": name,
         "type": "STATIC",
         "connect_timeout": CONNECT_TIMEOUT,
-        "lb_policy": "ROUND_ROBIN",
+        "lb_policy": balancer.value,
         "load_assignment": _endpoints(name, servers, "inbound_port"),
         "circuit_breakers": _circuit_breakers(pool),
         "transport_socket": {
@@ -323,14 +360,7 @@ def _outbound_cluster(
             ),
         },
     }
-    if pool is not None and pool.max_requests_per_connection is not None:
-        cluster["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                common_http_protocol_options={"max_requests_per_connection": pool.max_requests_per_connection},
-                explicit_http_config={"http_protocol_options": {}},
-            )
-        }
+    _pool_options(cluster, pool)
     if outlier is not None:
         cluster["outlier_detection"] = _outlier_detection(outlier)
         cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": float(outlier.min_health_percent)}}
@@ -338,27 +368,33 @@ def _outbound_cluster(
 
 
 def clusters(instance: Instance, topology: Topology, intents: Sequence[Intent], files: SidecarFiles) -> list[Json]:
+    pools = one_per_service(intents, ConnectionPool)
+    # The app's own service's pool limits its inbound cluster too, as in Istio (cluster_builder.go
+    # buildInboundCluster: "circuit breakers ... need to be set on the receiver end as well").
+    own_pool = pools.get((instance.namespace, instance.service))
     local_app: Json = {
         "@type": TYPE_URLS["cds"],
         "name": inbound_cluster_name(instance),
         "type": "STATIC",
         "connect_timeout": CONNECT_TIMEOUT,
         "load_assignment": _endpoints(inbound_cluster_name(instance), [instance], "app_port"),
-        "circuit_breakers": _circuit_breakers(None),
+        "circuit_breakers": _circuit_breakers(own_pool),
     }
+    _pool_options(local_app, own_pool)
     result = [local_app]
     for namespace, service, port in topology.services():
         outlier = one_per_service(intents, OutlierPolicy).get((namespace, service))
-        pool = one_per_service(intents, ConnectionPool).get((namespace, service))
+        balancer = one_per_service(intents, LoadBalancer).get((namespace, service))
         for subset in ["", *topology.versions(service, namespace)]:
             name = cluster_name(service, namespace, port, subset)
             sni = f"outbound_.{port}_.{subset}_.{fqdn(service, namespace)}"
             servers = topology.of_service(service, namespace, subset or None)
-            result.append(_outbound_cluster(name, sni, servers, files, outlier, pool))
+            result.append(_outbound_cluster(name, sni, servers, files, outlier, pools.get((namespace, service)),
+                                            balancer.policy if balancer else LbPolicy.LEAST_REQUEST))
     return result
 
 
-# --- inbound routes: authorization and rate limits --------------------------------------------------------
+# --- inbound routes: authorization --------------------------------------------------------------------------
 
 
 def _path_matcher(path: str) -> Json:
@@ -445,20 +481,30 @@ def inbound_routes(instance: Instance, intents: Sequence[Intent]) -> Json:
         selected = [policy for policy in policies if policy.action is action]
         if selected:
             per_filter[name] = _rbac_per_route(action, selected)
-    limit = one_per_service(intents, RateLimit).get((instance.namespace, instance.service))
-    if limit is not None:
-        per_filter[RATELIMIT_FILTER] = _local_ratelimit(limit)
-    virtual_host: Json = {
-        "name": "inbound",
-        "domains": ["*"],
-        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": inbound_cluster_name(instance), "timeout": "0s"}}],
-    }
+    to_app: Json = {"cluster": inbound_cluster_name(instance), "timeout": "0s",
+                    "retry_policy": dict(INBOUND_RETRY_POLICY)}
+    virtual_host: Json = {"name": "inbound", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": to_app}]}
     if per_filter:
         virtual_host["typed_per_filter_config"] = per_filter
     return {"@type": TYPE_URLS["rds_inbound"], "name": "inbound", "virtual_hosts": [virtual_host]}
 
 
 # --- outbound routes: splits, retries, timeouts -----------------------------------------------------------
+
+
+def _previous_hosts() -> list[Json]:
+    """As Istio: prefer another endpoint for each retry."""
+    return [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": _typed("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"),
+        }
+    ]
+
+
+def default_retry_policy() -> Json:
+    return {"retry_on": DEFAULT_RETRY_ON, "num_retries": DEFAULT_RETRIES, "retry_host_predicate": _previous_hosts(),
+            "host_selection_retry_max_attempts": 5}
 
 
 def retry_policy(retry: Retry) -> Json:
@@ -468,13 +514,7 @@ def retry_policy(retry: Retry) -> Json:
     policy: Json = {
         "retry_on": ",".join(conditions),
         "num_retries": retry.attempts,
-        # as Istio: prefer another endpoint for each retry
-        "retry_host_predicate": [
-            {
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": _typed("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"),
-            }
-        ],
+        "retry_host_predicate": _previous_hosts(),
         "host_selection_retry_max_attempts": 5,
     }
     if retry.status_codes:
@@ -501,7 +541,9 @@ def _route_action(rule: RouteRule, service: str, namespace: str, port: int, know
                 for version, weight in weighted
             ]
         }
-    if rule.retries is not None and rule.retries.attempts > 0:
+    if rule.retries is None:  # the mesh's default, as istiod renders it (retry.go ConvertPolicy)
+        action["retry_policy"] = default_retry_policy()
+    elif rule.retries.attempts > 0:  # attempts 0: no retry policy at all
         action["retry_policy"] = retry_policy(rule.retries)
     return action
 
@@ -592,7 +634,8 @@ def render(instance: Instance, topology: Topology, intents: Sequence[Intent], fi
     """`http_faults`: HTTP faults injected at this proxy; `inbound=False`: no inbound listener (its port
     refuses connections, meshproof.faults.PortRefused)."""
     mode = effective_mtls(intents, instance.workload) or MtlsMode.STRICT  # the fallback; baselines set it
-    listeners = [inbound_listener(instance, files, mode)] if inbound else []
+    limit = one_per_service(intents, RateLimit).get((instance.namespace, instance.service))
+    listeners = [inbound_listener(instance, files, mode, limit)] if inbound else []
     return SidecarConfig(
         resources={
             "cds": {"resources": clusters(instance, topology, intents, files)},

@@ -3,8 +3,10 @@
 Configuration is delivered the way a control plane does it, as xDS, but from files: each kind
 (clusters, listeners, inbound routes, outbound routes) is a DiscoveryResponse in its own watched
 directory, replaced atomically (write, then rename). Envoy hot-reloads it. A push is *served* when
-the sidecar's own stats report its version (`<kind>.version_text`), and *rejected* when the kind's
-`update_rejected` counter moves instead: the reason is taken from the Envoy log. A listener change is
+the sidecar's own stats report its version (`<kind>.version_text`), and *refused* as soon as one of the
+kind's counters `update_rejected` (the config parsed but Envoy refused it: an unknown field, a value out
+of its range) or `update_failure` (the file could not be read as the proto at all: an integer that does
+not fit, a malformed value) moves instead; the reason is taken from the Envoy log. A listener change is
 served only once the old filter chains have drained (measured: until then an open connection is
 still handled by the old chain).
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,18 @@ def version_of(response: dict[str, Any]) -> str:
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
+#: The counters by which a config subscription says it refused an update, and how to say so.
+_REFUSALS = {"update_rejected": "rejected", "update_failure": "could not load"}
+
+
 @dataclass
 class Pending:
+    """A version written for one kind; `refused_before`: the refusal counters before it (a process that
+    has just started has refused nothing yet)."""
+
     kind: str
     version: str
-    rejected_before: int
+    refused_before: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_REFUSALS, 0))
 
 
 class Sidecar:
@@ -87,30 +96,35 @@ class Sidecar:
         version = version_of(response)
         if self.versions.get(kind) == version:
             return None
-        rejected_before = self._rejected_count(kind) if self.admin.answering() else 0
+        pending = Pending(kind, version)
+        if self.admin.answering():  # counted before the write, so a refusal of this version shows as a rise
+            pending.refused_before = self._refusals(kind)
         path = self.files.xds_file(kind)
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps({"version_info": version, **response}, indent=1))
         os.replace(temporary, path)
         self.versions[kind] = version
-        return Pending(kind, version, rejected_before)
+        return pending
 
     def served(self, pending: Pending) -> bool:
-        """True when the version is served; raises ConfigRejected when Envoy refused it."""
+        """True when the version is served; raises ConfigRejected, with Envoy's reason, as soon as Envoy
+        refused it (rejected it, or could not load it at all)."""
         self.check_alive()
         stats = self.stats(_STATS[pending.kind], *_DRAINING)
         prefix = _STATS[pending.kind]
         if stats.get(f"{prefix}.version_text") == pending.version:
             return pending.kind != "lds" or all(stats.get(name) == "0" for name in _DRAINING)
-        if int(stats.get(f"{prefix}.update_rejected", "0")) > pending.rejected_before:
-            self.versions.pop(pending.kind, None)
-            raise ConfigRejected(
-                f"sidecar of {self.instance.name} rejected its {pending.kind} config: {self.rejection_reason()}"
-            )
+        for counter, verb in _REFUSALS.items():
+            if int(stats.get(f"{prefix}.{counter}", "0")) > pending.refused_before[counter]:
+                self.versions.pop(pending.kind, None)
+                raise ConfigRejected(
+                    f"sidecar of {self.instance.name} {verb} its {pending.kind} config: {self.rejection_reason()}"
+                )
         return False
 
-    def _rejected_count(self, kind: str) -> int:
-        return int(self.stats(_STATS[kind]).get(f"{_STATS[kind]}.update_rejected", "0"))
+    def _refusals(self, kind: str) -> dict[str, int]:
+        stats = self.stats(_STATS[kind])
+        return {counter: int(stats.get(f"{_STATS[kind]}.{counter}", "0")) for counter in _REFUSALS}
 
     # --- admin ----------------------------------------------------------------------------------------
     def stats(self, *prefixes: str) -> dict[str, str]:

@@ -51,7 +51,7 @@ from meshproof.backends.istio.local.agent import Agent
 from meshproof.backends.istio.local.istiod import ROOT_NAMESPACE, Istiod, build_info
 from meshproof.backends.istio.local.netns import PrivateNetwork, can_create
 from meshproof.backends.istio.local.registration import Placement
-from meshproof.backends.istio.render import KIND_ORDER, UNSUPPORTED, render
+from meshproof.backends.istio.render import DECLARED, KIND_ORDER, render
 from meshproof.backends.kube import objects
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.controlplane import LocalControlPlane
@@ -75,7 +75,7 @@ def _key(manifest: Json) -> ObjectKey:
 
 class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "istio"
-    unsupported = MappingProxyType(UNSUPPORTED)
+    unsupported = MappingProxyType(DECLARED)
     overflow_marker = ("x-envoy-overloaded", "true")
     fault_types = frozenset({ProxyCrash, AppError, ControlPlaneDown})
 
@@ -98,6 +98,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.agents: dict[str, Agent] = {}
         self.apps: dict[str, EchoApp] = {}
         self.foreign_client: Svid | None = None
+        self.mesh_client: Svid | None = None
         self.workloads: tuple[Workload, ...] = ()
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
@@ -157,6 +158,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
         ca = LocalCA(run.path / "pki")
         self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
+        self.mesh_client = ca.issue(Identity("default", "outside-client"), file_stem="outside-client")
         svids: dict[Identity, Svid] = {}
         for workload in workloads:
             if workload.identity not in svids:
