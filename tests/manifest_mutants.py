@@ -26,12 +26,12 @@ def weights_88_12(manifests: list[Manifest]) -> list[Manifest]:
 
 
 def principal_misspelled(manifests: list[Manifest]) -> list[Manifest]:
-    """api-gateway's principal is misspelled in every AuthorizationPolicy."""
+    """Every principal of every AuthorizationPolicy loses its last letter (api-gateway -> api-gatewa)."""
     for policy in _of_kind(manifests, "AuthorizationPolicy"):
         for rule in policy["spec"].get("rules", []):
             for source in rule.get("from", []):
                 principals = source["source"].get("principals", [])
-                source["source"]["principals"] = [p.replace("/sa/api-gateway", "/sa/api-gatway") for p in principals]
+                source["source"]["principals"] = [principal[:-1] for principal in principals]
     return manifests
 
 

@@ -47,6 +47,7 @@ class Calls(PodCalls):
         self.outside = pods.pop("outside-0")
         self.pods = pods
         self.foreign_client = None
+        self.mesh_client = None
 
 
 def network() -> None:

@@ -5,6 +5,7 @@ own schema validator reaches the server's verdict on every case its tests hold i
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,5 +86,5 @@ def test_controlplane_check_judges_the_rendered_manifests_on_a_server_of_its_own
     done = run_meshproof("controlplane", "check", "--mesh", "linkerd", "--profile", "seed", state_dir=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CRDs installed in" in done.stdout and "linkerd: ok       Service monitoring/prometheus" in done.stdout
-    assert "meshproof: 16 of 16 manifests accepted and stored as sent" in done.stdout
+    assert re.search(r"^meshproof: (\d+) of \1 manifests accepted and stored as sent$", done.stdout, re.MULTILINE)
     assert processes_of(tmp_path) == [] and list(tmp_path.glob("run-*")) == []

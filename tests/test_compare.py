@@ -154,7 +154,7 @@ def test_compare_on_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[
 def test_compare_gates_a_real_run_broken_with_an_envoy_config_hook(tmp_path: Path) -> None:
     """Two real runs of one check on the local mesh, the second with a mutant that ejects too late."""
     runs = {}
-    for name, hook in (("good", []), ("broken", ["--envoy-config-hook", "tests.mutants:higher_ejection_threshold"])):
+    for name, hook in (("good", []), ("broken", ["--envoy-config-hook", "tests.mutants:consecutive_5xx_x1_2"])):
         out = tmp_path / name
         done = run_meshproof("run", "--only", "outlier", "--out", str(out), *hook, "--", "-k", OUTLIER_CHECK,
                              state_dir=tmp_path / f"state-{name}")

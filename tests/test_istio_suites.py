@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from meshproof.backends.istio.render import UNSUPPORTED
+from meshproof.backends.istio.render import DECLARED
 from meshproof.capabilities import CAPABILITIES
 from meshproof.runs import processes_of
 from tests.helpers import run_meshproof
@@ -39,7 +39,7 @@ def test_every_suite_passes_on_real_istio(tmp_path: Path) -> None:
     assert not failed, f"checks failed on real Istio (exit {done.returncode}):\n" + "\n".join(map(str, failed))
     assert done.returncode == 0, done.stderr
     reasons = {c["message"] for c in results["checks"] if c["status"] == "not_supported"}
-    assert all(any(reason in message for reason in UNSUPPORTED.values()) for message in reasons), reasons
+    assert all(any(reason in message for reason in DECLARED.values()) for message in reasons), reasons
     assert {c["capability"] for c in results["checks"]} == set(SELECTED)
     assert processes_of(tmp_path / "state") == []
     assert list((tmp_path / "state").glob("run-*")) == []

@@ -102,15 +102,15 @@ def test_a_frozen_app_answers_only_once_it_is_continued(mesh: LocalMesh) -> None
     mesh.inject(AppFreeze(seconds), V2)
     response = _call(mesh)  # sent at once, held until the timer continues the app
     assert response.status == 200 and response.elapsed >= seconds * 0.9, response.describe()
-    assert not mesh.freezes[V2].stopped
+    assert not mesh.app_faults.freezes[V2].stopped
     _healthy(mesh)
 
 
 def test_undo_continues_a_frozen_app_before_its_time(mesh: LocalMesh) -> None:
     injected = mesh.inject(AppFreeze(60.0), V2)
-    assert mesh.freezes[V2].stopped
+    assert mesh.app_faults.freezes[V2].stopped
     injected.undo()
-    assert V2 not in mesh.freezes
+    assert V2 not in mesh.app_faults.freezes
     response = _call(mesh)
     assert response.status == 200 and response.elapsed < 10, response.describe()
 
@@ -184,7 +184,8 @@ def test_reset_undoes_every_fault_in_force(mesh: LocalMesh) -> None:
     mesh.inject(PortBlackholed(), mesh.instances(scenario.ORDER_SERVICE, version="v1")[0])
     mesh.inject(HttpFault(scenario.ORDER_SERVICE, abort_percent=100), caller)
     mesh.reset()
-    assert not (mesh.freezes or mesh.blackholes or mesh.inbound_closed or any(mesh.http_faults.values()))
+    assert mesh.app_faults is not None
+    assert not (mesh.app_faults.freezes or mesh.blackholes or mesh.inbound_closed or any(mesh.http_faults.values()))
     mesh.apply([*scenario.BASELINE, PINNED])
     _healthy(mesh)
 

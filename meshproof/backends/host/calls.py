@@ -1,7 +1,8 @@
 """What the test runner does *as* and *to* the host's echo apps, whatever configures their proxies: calls
 from a workload (through the app's `/forward`, so through its proxy's outbound side), clients outside
 the mesh, the caller identity the serving app was handed (Istio's XFCC header), attempts counted per
-key, and the app-error fault. Both the local mesh and the local Istio mesh are made of these apps.
+key (the faults on the apps' processes are meshproof.backends.host.app_faults). Both the local mesh
+and the local Istio mesh are made of these apps.
 
 `EchoCalls` is a mixin: a backend supplies `profile`, `apps`, `topology`, `foreign_client`, `mesh_client`
 (a certificate of the mesh's own CA for a client outside the mesh: the refusal checks' positive control)
@@ -13,13 +14,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from meshproof.backend import Injected, ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
+from meshproof.backend import ObservedIdentity, RawOutcome, Request, Response, Tally, Transport
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import Svid
 from meshproof.backends.host.outside_client import probe
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.errors import UserError
-from meshproof.faults import AppError
 from meshproof.intent import Identity
 from meshproof.profile import Profile
 from meshproof.xfcc import peer_uri
@@ -128,13 +128,3 @@ class EchoCalls:
         """Counters, timelines and faults of every app back to zero."""
         for app in self.apps.values():
             app.control.post("/reset").raise_for_status()
-
-    def app_error(self, fault: AppError, instance: str) -> Injected:
-        """The app of `instance` answers `fault.status` to everything until undone."""
-        control = self.apps[instance].control
-        control.post("/fault", json={"status": fault.status}).raise_for_status()
-
-        def heal() -> None:
-            control.post("/fault", json={}).raise_for_status()
-
-        return Injected(fault, instance, heal)

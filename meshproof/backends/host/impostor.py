@@ -14,11 +14,26 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+
+from meshproof.backends.host.ca import LocalCA, Svid
+from meshproof.faults import ImpostorCertificate
+from meshproof.intent import Identity
+
+
+def impostor_svid(certificate: ImpostorCertificate, target: Identity, ca: LocalCA, svids: Mapping[Identity, Svid],
+                  *, file_stem: str) -> Svid:
+    """What the impostor of an instance with identity `target` presents: that identity signed by a foreign
+    CA, or the mesh's own certificate of another workload identity (one of `svids`)."""
+    if certificate is ImpostorCertificate.FOREIGN_CA:
+        return ca.foreign().issue(target, file_stem=file_stem)
+    return next(svid for identity, svid in svids.items() if identity != target)
 
 
 class ImpostorServer:
-    def __init__(self, port: int, cert: Path, key: Path) -> None:
+    def __init__(self, port: int, cert: Path, key: Path, *, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = port
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(str(cert), str(key))
@@ -29,10 +44,10 @@ class ImpostorServer:
         self._stopping = threading.Event()
 
     def start(self) -> ImpostorServer:
-        """Listen on 127.0.0.1:port (the address callers reach the instance on) and serve in the background."""
+        """Listen on host:port (the address callers reach the instance on) and serve in the background."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         listener.settimeout(0.1)  # so that stop() is seen promptly
         self._listener = listener

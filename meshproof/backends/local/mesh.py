@@ -29,12 +29,13 @@ from meshproof.backend import (
     RequestCounts,
     Telemetry,
 )
+from meshproof.backends.host.app_faults import AppFaults
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import LocalCA, Svid
 from meshproof.backends.host.calls import EchoCalls
-from meshproof.backends.host.disruption import Blackhole, Freeze, connect_outcome
+from meshproof.backends.host.disruption import Blackhole, connect_outcome
 from meshproof.backends.host.envoy import envoy_version, find_envoy
-from meshproof.backends.host.impostor import ImpostorServer
+from meshproof.backends.host.impostor import ImpostorServer, impostor_svid
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.backends.local import UNSUPPORTED, render
@@ -52,7 +53,6 @@ from meshproof.faults import (
     Fault,
     HttpFault,
     Impostor,
-    ImpostorCertificate,
     PortBlackholed,
     PortRefused,
     ProxyCrash,
@@ -93,9 +93,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.crashed: set[str] = set()  # sidecars down (ProxyCrash)
         self.injected: list[Injected] = []
         # the other faults in force, by instance (see inject())
-        self.app_faults: dict[str, AppError | AppDelay] = {}
-        self.crashed_apps: set[str] = set()
-        self.freezes: dict[str, Freeze] = {}
+        self.app_faults: AppFaults | None = None
         self.http_faults: dict[str, list[HttpFault]] = {}
         self.inbound_closed: set[str] = set()
         self.blackholes: dict[str, Blackhole] = {}
@@ -116,6 +114,8 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.run = run = RunDir.create("local")
         self.ports = ports = PortBlock.reserve(state_root() / "locks")
         self.supervisor = supervisor = Supervisor(run)
+        self.app_faults = AppFaults(self.apps, supervisor, self._start_app,
+                                    startup_timeout=self.profile.timeouts.startup)
         self.ca = ca = LocalCA(run.path / "pki")
         self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
         self.mesh_client = ca.issue(Identity("default", "outside-client"), file_stem="outside-client")
@@ -184,11 +184,10 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
     def down(self) -> None:
         """Stop everything this mesh started; safe to call twice and after a failed `up()`."""
-        for freeze in self.freezes.values():  # a stopped process would sit out SIGTERM until SIGKILL
-            freeze.thaw()
+        if self.app_faults is not None:
+            self.app_faults.thaw_all()
         for hole in self.blackholes.values():
             hole.close()
-        self.freezes.clear()
         self.blackholes.clear()
         if self.supervisor is not None:
             self.supervisor.stop_all(grace=self.profile.timeouts.shutdown_grace)
@@ -268,12 +267,9 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         match fault:
             case ProxyCrash():
                 undo = self._crash_proxy(instance)
-            case AppError() | AppDelay():
-                undo = self._set_app_fault(fault, instance)
-            case AppCrash():
-                undo = self._crash_app(instance)
-            case AppFreeze():
-                undo = self._freeze_app(fault, instance)
+            case AppError() | AppDelay() | AppCrash() | AppFreeze():
+                assert self.app_faults is not None
+                undo = self.app_faults.inject(fault, instance)
             case HttpFault():
                 undo = self._add_http_fault(fault, instance)
             case PortRefused() | PortBlackholed():
@@ -293,58 +289,6 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.supervisor.kill(self.sidecars[instance].name)  # SIGKILL, as a crash: no graceful drain
         self.crashed.add(instance)
         return lambda: self._restart_crashed({instance})
-
-    def _set_app_fault(self, fault: AppError | AppDelay, instance: str) -> Callable[[], None]:
-        if instance in self.app_faults:
-            raise UserError(f"{instance}'s app already has {self.app_faults[instance]} in force: undo it first")
-        self._post_app_fault(instance, fault)
-        self.app_faults[instance] = fault
-
-        def heal() -> None:
-            self.app_faults.pop(instance, None)
-            if instance not in self.crashed_apps:  # a crashed app comes back without it
-                self._post_app_fault(instance, None)
-
-        return heal
-
-    def _post_app_fault(self, instance: str, fault: AppError | AppDelay | None) -> None:
-        """The echo app's instance-wide fault (meshproof.workloads.echo `/fault`): one at a time."""
-        payload = {} if fault is None else {"status": fault.status} if isinstance(fault, AppError) else {
-            "delay": fault.seconds}
-        self.apps[instance].control.post("/fault", json=payload).raise_for_status()
-
-    def _app_untouched(self, instance: str) -> None:
-        if instance in self.crashed_apps or (instance in self.freezes and self.freezes[instance].stopped):
-            raise UserError(f"{instance}'s app is already crashed or frozen: undo that fault first")
-
-    def _crash_app(self, instance: str) -> Callable[[], None]:
-        assert self.supervisor is not None
-        self._app_untouched(instance)
-        self.supervisor.kill(self.apps[instance].child.name)  # SIGKILL: its sockets close, nothing answers
-        self.crashed_apps.add(instance)
-        return lambda: self._restart_app(instance)
-
-    def _restart_app(self, instance: str) -> None:
-        """The app again on its ports, with the app-level fault it had, once it answers."""
-        old = self.apps[instance]
-        old.close()
-        app = self.apps[instance] = self._start_app(old.instance)
-        if not wait_until(app.healthy, timeout=self.profile.timeouts.startup):
-            raise UserError(f"the app of {instance} did not come back within {self.profile.timeouts.startup:.0f}s")
-        self.crashed_apps.discard(instance)
-        if instance in self.app_faults:
-            self._post_app_fault(instance, self.app_faults[instance])
-
-    def _freeze_app(self, fault: AppFreeze, instance: str) -> Callable[[], None]:
-        self._app_untouched(instance)
-        freeze = self.freezes[instance] = Freeze(self.apps[instance].child.popen.pid, fault.seconds)
-
-        def thaw() -> None:
-            freeze.thaw()
-            if self.freezes.get(instance) is freeze:
-                del self.freezes[instance]
-
-        return thaw
 
     def _add_http_fault(self, fault: HttpFault, instance: str) -> Callable[[], None]:
         faults = self.http_faults.setdefault(instance, [])
@@ -398,13 +342,9 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
 
     def _impersonate(self, fault: Impostor, instance: str) -> Injected:
         """The instance's proxy is killed and an impostor takes its inbound address."""
-        assert self.supervisor is not None and self.ca is not None and self.run is not None
+        assert self.supervisor is not None and self.ca is not None
         target = self.topology.instance(instance)
-        if fault.certificate is ImpostorCertificate.FOREIGN_CA:  # the destination's own identity, wrongly signed
-            svid = self.ca.foreign().issue(target.identity, file_stem=f"impostor-{instance}")
-        else:  # a real identity of the mesh that is not the destination's
-            other = next(identity for identity in self.svids if identity != target.identity)
-            svid = self.svids[other]
+        svid = impostor_svid(fault.certificate, target.identity, self.ca, self.svids, file_stem=f"impostor-{instance}")
         self.supervisor.kill(self.sidecars[instance].name)
         self.crashed.add(instance)
         server = ImpostorServer(target.inbound_port, svid.cert, svid.key).start()

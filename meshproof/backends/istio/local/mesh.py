@@ -40,10 +40,12 @@ from meshproof.backend import (
     RequestCounts,
     Telemetry,
 )
+from meshproof.backends.host.app_faults import APP_FAULTS, AppFaults
 from meshproof.backends.host.apps import EchoApp
 from meshproof.backends.host.ca import LocalCA, Svid
 from meshproof.backends.host.calls import EchoCalls
 from meshproof.backends.host.envoy import envoy_version, find_envoy
+from meshproof.backends.host.impostor import ImpostorServer, impostor_svid
 from meshproof.backends.host.ports import PortBlock
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.backends.istio.local import propagation, registration, releases
@@ -58,7 +60,7 @@ from meshproof.backends.kube.controlplane import LocalControlPlane
 from meshproof.backends.kube.conventions import Json
 from meshproof.backends.kube.manifest_hook import ManifestHook, run_manifest_hook
 from meshproof.errors import PrerequisiteError, UserError
-from meshproof.faults import AppError, ControlPlaneDown, Fault, ProxyCrash
+from meshproof.faults import AppCrash, AppDelay, AppError, AppFreeze, ControlPlaneDown, Fault, Impostor, ProxyCrash
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -77,7 +79,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "istio"
     unsupported = MappingProxyType(DECLARED)
     overflow_marker = ("x-envoy-overloaded", "true")
-    fault_types = frozenset({ProxyCrash, AppError, ControlPlaneDown})
+    fault_types = frozenset({ProxyCrash, ControlPlaneDown, Impostor, *APP_FAULTS})
 
     def __init__(self, profile: Profile, *, release: releases.Release, manifest_hook: ManifestHook | None = None,
                  artifacts_dir: Path | None = None, progress: builds.BuildProgress | None = None) -> None:
@@ -97,8 +99,11 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.placements: dict[str, Placement] = {}
         self.agents: dict[str, Agent] = {}
         self.apps: dict[str, EchoApp] = {}
+        self.app_faults: AppFaults | None = None
         self.foreign_client: Svid | None = None
         self.mesh_client: Svid | None = None
+        self.ca: LocalCA | None = None
+        self.svids: dict[Identity, Svid] = {}
         self.workloads: tuple[Workload, ...] = ()
         self.baseline: tuple[Intent, ...] = ()
         self.intents: tuple[Intent, ...] = ()
@@ -140,6 +145,8 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.network.enter()
         self.run = run = RunDir.create("istio")
         self.supervisor = supervisor = Supervisor(run)
+        self.app_faults = AppFaults(self.apps, supervisor, self._start_app,
+                                    startup_timeout=self.profile.timeouts.startup)
         self.ports = ports = PortBlock.reserve(state_root() / "locks")
         logs = run.path / "logs"
         self.control_plane = LocalControlPlane.start(binaries=control_plane_binaries)
@@ -156,10 +163,10 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.istiod.wait_ready(self.profile.timeouts.startup)
         self.facts["istiod_ready_s"] = round(time.monotonic() - istiod_started, 3)
 
-        ca = LocalCA(run.path / "pki")
+        self.ca = ca = LocalCA(run.path / "pki")
         self.foreign_client = ca.foreign().issue(Identity("default", "foreign-client"), file_stem="foreign-client")
         self.mesh_client = ca.issue(Identity("default", "outside-client"), file_stem="outside-client")
-        svids: dict[Identity, Svid] = {}
+        self.svids = svids = {}
         for workload in workloads:
             if workload.identity not in svids:
                 svids[workload.identity] = ca.issue(
@@ -183,9 +190,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         agents_started = time.monotonic()
         for placement in self.placements.values():
             instance = placement.instance
-            self.apps[instance.name] = EchoApp.start(
-                supervisor, instance, outbound=f"{placement.outbound_address}:{instance.outbound_port}", logs=logs,
-                timeout=self.profile.timeouts.control)
+            self.apps[instance.name] = self._start_app(instance)
             agent = self.agents[instance.name] = Agent(placement, run.path / "agents" / instance.name,
                                                        admin_timeout=self.profile.timeouts.admin)
             agent.install_certificates(svids[instance.identity], ca.root)
@@ -197,6 +202,14 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         self.facts["agents_ready_s"] = round(time.monotonic() - agents_started, 3)
         self.facts["mesh_up_s"] = round(time.monotonic() - started, 3)
         self._record_memory()
+
+    def _start_app(self, instance: Instance) -> EchoApp:
+        """The instance's echo app, sending its outbound calls to its proxy's outbound address."""
+        assert self.supervisor is not None and self.run is not None
+        placement = self.placements[instance.name]
+        outbound = f"{placement.outbound_address}:{instance.outbound_port}"
+        return EchoApp.start(self.supervisor, instance, outbound=outbound, logs=self.run.path / "logs",
+                             timeout=self.profile.timeouts.control)
 
     def _start_agent(self, agent: Agent, envoy: Path, source: Path) -> None:
         assert self.supervisor is not None and self.run is not None
@@ -246,6 +259,8 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     def down(self) -> None:
         """Stop everything this mesh started, in reverse; safe to call twice and after a failed `up()`."""
         grace = self.profile.timeouts.shutdown_grace
+        if self.app_faults is not None:
+            self.app_faults.thaw_all()
         if self.supervisor is not None:
             self.supervisor.stop_all(grace=grace)  # agents (and their Envoys), apps, istiod
         for app in self.apps.values():
@@ -335,10 +350,13 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         elif isinstance(fault, ProxyCrash):
             self._crash(instance)
             injected = Injected(fault, instance, lambda: self._restart({instance}))
-        elif isinstance(fault, AppError):
-            injected = self.app_error(fault, instance)
+        elif isinstance(fault, Impostor):
+            injected = self._impersonate(fault, instance)
+        elif isinstance(fault, AppError | AppDelay | AppCrash | AppFreeze):
+            assert self.app_faults is not None
+            injected = Injected(fault, instance, self.app_faults.inject(fault, instance))
         else:
-            raise UserError(f"the local Istio mesh cannot inject {type(fault).__name__} yet")
+            raise UserError(f"the local Istio mesh cannot inject {type(fault).__name__}")
         self.injected.append(injected)
         return injected
 
@@ -370,6 +388,21 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
             os.kill(pid, signal.SIGKILL)
         self.supervisor.kill(agent.name)
         self.crashed.add(instance)
+
+    def _impersonate(self, fault: Impostor, instance: str) -> Injected:
+        """The instance's sidecar is killed and an impostor takes its inbound address."""
+        assert self.ca is not None
+        target = self.topology.instance(instance)
+        svid = impostor_svid(fault.certificate, target.identity, self.ca, self.svids, file_stem=f"impostor-{instance}")
+        self._crash(instance)
+        host, port = self.inbound_address(target)
+        server = ImpostorServer(port, svid.cert, svid.key, host=host).start()
+
+        def undo() -> None:
+            server.stop()
+            self._restart({instance})
+
+        return Injected(fault, instance, undo, _observe=server.observed)
 
     def _restart(self, names: set[str]) -> None:
         restarted = [self.agents[name] for name in sorted(names & self.crashed)]
