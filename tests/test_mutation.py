@@ -24,6 +24,7 @@ class Case:
     measured: Mapping[str, Any] = field(default_factory=dict)  # values in results.json: equal, or a predicate
     select: str = ""  # pytest -k choosing just that check; default: the check's name
     profile: str = ""  # YAML of a profile to run with, if not the default
+    hooks: str = "tests.mutants"  # the module the mutant is in
 
     @property
     def id(self) -> str:
@@ -31,6 +32,8 @@ class Case:
 
 
 Entry = Mapping[str, Any]  # a measured value in results.json, with its context
+CHAOS_MUTANTS = "tests.chaos_mutants"
+ABSORBED = "a_dead_or_refusing_v1_endpoint_is_absorbed_by_retries_and_outlier_detection"
 
 
 def between(low: float, high: float) -> Callable[[Entry], bool]:
@@ -242,21 +245,42 @@ CASES = [
          ['measurement is invalid', 'below 98% of the 200.0 req/s offered'], profile=SMOKE),
     Case('outbound_aborts_some', 'load', LOAD_CHECK,
          ['requests failed under load', 'the mesh path failed', 'HTTP 503'], profile=SMOKE),
+    # --- chaos: each experiment runs under load (tests/chaos_mutants.py)
+    Case('resilience_ignored', 'chaos', ABSORBED, ['not absorbed'], select='absorbed', hooks=CHAOS_MUTANTS,
+         measured={"error_rate_during_fault": between(0.25, 1.0)}),
+    Case('retries_forced', 'chaos', 'killing_one_of_two_v1_apps_without_the_resilience_intents_costs_requests',
+         ['without resilience', 'the control must show errors'], select='without_the_resilience', hooks=CHAOS_MUTANTS),
+    Case('resilience_ignored', 'chaos', 'a_frozen_v1_app_costs_latency_bounded_by_the_per_try_timeout_and_no_errors',
+         ['freeze-v1-app'], select='frozen', hooks=CHAOS_MUTANTS),
+    Case('connect_fails_fast_unretried', 'chaos',
+         'a_blackholed_v1_endpoint_costs_at_most_its_share_at_the_route_timeout',
+         ['blackhole-v1-port', "the route timeout's 504"], select='blackholed', hooks=CHAOS_MUTANTS),
+    Case('abort_doubled', 'chaos', 'aborting_10_percent_at_the_callers_proxy_fails_exactly_that_share_unretried',
+         ['abort-at-proxy', 'does not contain the injected 10%'], select='aborting', hooks=CHAOS_MUTANTS),
+    Case('delay_halved', 'chaos', 'delaying_20_percent_at_the_callers_proxy_shows_in_the_tail_not_in_errors',
+         ['delay-at-proxy', 'p99 during the fault'], select='delaying', hooks=CHAOS_MUTANTS),
+    Case('split_ignored', 'chaos', 'a_slow_canary_fails_its_share_at_the_route_timeout_and_trips_the_rollout_gate',
+         ['slow-canary', 'the rollout gate'], select='slow_canary', hooks=CHAOS_MUTANTS),
 ]
 
 
 def _param(case: Case) -> object:
-    """A load mutant is judged by a load measurement, which needs the machine to itself (`solo`): beside a
-    Go build or another mesh it would rightly call its own run invalid instead of seeing the mutant."""
-    return pytest.param(case, id=case.id, marks=[pytest.mark.solo] if case.capability == "load" else [])
+    """A load or chaos mutant is judged by a measurement under load, which needs the machine to itself
+    (`solo`): beside a Go build or another mesh it would rightly call its own run invalid instead of seeing
+    the mutant."""
+    return pytest.param(case, id=case.id, marks=[pytest.mark.solo] if case.capability in ("load", "chaos") else [])
 
 
 @pytest.mark.parametrize("case", [_param(case) for case in CASES])
 def test_the_check_goes_red_against_its_mutant(tmp_path: Path, case: Case) -> None:
-    results = run_mutant(tmp_path, case.mutant, case.capability, case.select or case.check, profile=case.profile)
+    results = run_mutant(tmp_path, case.mutant, case.capability, case.select or case.check, profile=case.profile,
+                         hooks=case.hooks, timeout=900)
     assert_red(results, f"{case.capability}.{case.check}", *case.words, measured=case.measured)
-    if case.capability == "load":  # the measurement is recorded even when its check fails
-        assert results["load"] and results["load"][0]["check"] == f"load.{case.check}"
+    if case.capability in ("load", "chaos"):  # the measurement is recorded even when its check fails
+        recorded = results[case.capability]
+        assert recorded and all(entry["check"].startswith(f"{case.capability}.{case.check}") for entry in recorded)
+    if case.capability == "chaos":
+        assert all(Path(entry["journal"]).is_file() for entry in results["chaos"])
 
 
 #: Checks no mutant of the local mesh can turn red, and why.
