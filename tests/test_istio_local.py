@@ -22,7 +22,7 @@ from meshproof.backends.istio.local.netns import PrivateNetwork
 from meshproof.backends.kube.cluster_choice import choose_cluster
 from meshproof.backends.kube.manifest_hook import run_manifest_hook
 from meshproof.errors import ConfigRejected, UserError
-from meshproof.faults import ControlPlaneDown
+from meshproof.faults import AppCrash, ControlPlaneDown
 from meshproof.intent import Intent, Route, RouteRule
 from meshproof.processes import wait_until
 from meshproof.profile import Profile
@@ -237,3 +237,17 @@ def test_a_config_envoy_refuses_fails_apply_with_envoys_reason(local_istio: Loca
         local_istio.apply([*scenario.BASELINE, Profile().ratelimit.limit()])
     local_istio.reset()  # the baseline is accepted again, the refusal forgotten
     assert local_istio.call(scenario.API_GATEWAY, ORDERS).status == 200
+
+
+def test_a_killed_app_is_a_503_from_its_sidecar_until_undo_starts_it_again(local_istio: LocalIstio) -> None:
+    """The host layer's app faults on real Istio: the app dies behind a live sidecar, then comes back."""
+    local_istio.reset()
+    local_istio.apply(_pinned("v2"))
+    (target,) = local_istio.instances(scenario.ORDER_SERVICE, version="v2")
+    killed = local_istio.inject(AppCrash(), target)
+    dead = local_istio.call(scenario.API_GATEWAY, ORDERS)
+    assert dead.status == 503 and dead.served_by is None, dead.describe()
+    assert local_istio.agents[target].envoy_pid() is not None  # the sidecar stayed up
+    killed.undo()
+    back = local_istio.call(scenario.API_GATEWAY, ORDERS)
+    assert back.status == 200 and back.served_by == target, back.describe()

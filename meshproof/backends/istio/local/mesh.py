@@ -61,6 +61,7 @@ from meshproof.backends.kube.conventions import Json
 from meshproof.backends.kube.manifest_hook import ManifestHook, run_manifest_hook
 from meshproof.errors import PrerequisiteError, UserError
 from meshproof.faults import AppCrash, AppDelay, AppError, AppFreeze, ControlPlaneDown, Fault, Impostor, ProxyCrash
+from meshproof.features import check_table
 from meshproof.intent import Identity, Intent, Workload, as_json
 from meshproof.processes import Supervisor, wait_until
 from meshproof.profile import Profile
@@ -75,9 +76,19 @@ def _key(manifest: Json) -> ObjectKey:
     return manifest["kind"], metadata.get("namespace", ""), metadata["name"]
 
 
+#: The local mesh's faults that rewrite its own xDS files; here istiod owns every proxy's config.
+_OWN_CONFIG_FAULTS = check_table({
+    "mesh.fault.http": "the HTTP fault at a caller's proxy is the local mesh's rewrite of its own xDS files; here "
+    "istiod owns the proxies' config, and this version does not render the fault as Istio's VirtualService fault",
+    **dict.fromkeys(("mesh.fault.port_refused", "mesh.fault.port_blackholed"),
+                    "refusing or blackholing a port is the local mesh's removal of an inbound listener from its own "
+                    "xDS files; here istiod owns the listeners"),
+}, owner="the local Istio mesh")
+
+
 class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "istio"
-    unsupported = MappingProxyType(DECLARED)
+    unsupported = MappingProxyType({**DECLARED, **_OWN_CONFIG_FAULTS})
     overflow_marker = ("x-envoy-overloaded", "true")
     fault_types = frozenset({ProxyCrash, ControlPlaneDown, Impostor, *APP_FAULTS})
 
