@@ -442,10 +442,19 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return RequestCounts(total, errors)
 
     def outlier_stats(self, source: str, service: str, namespace: str = "default") -> dict[str, int]:
+        """Summed over istiod's clusters for the service: `outbound|port||host` and one per subset
+        (`outbound|port|v2|host`), each with its own detector (a route to v2 ejects from v2's cluster only)."""
         agent = self.agents[self._caller(source).instance.name]
         port = next(p for ns, s, p in self.topology.services() if (ns, s) == (namespace, service))
-        prefix = f"cluster.outbound|{port}||{service}.{namespace}.svc.cluster.local{_TAGS}outlier_detection."
-        return {name.removeprefix(prefix): int(value) for name, value in agent.admin.stats(prefix).items()}
+        host = f"{service}.{namespace}.svc.cluster.local"
+        subsets = {"", *(instance.workload.version for instance in self.topology.of_service(service, namespace))}
+        totals: dict[str, int] = {}
+        for subset in sorted(subsets):
+            prefix = f"cluster.outbound|{port}|{subset}|{host}{_TAGS}outlier_detection."
+            for name, value in agent.admin.stats(prefix).items():
+                counter = name.removeprefix(prefix)
+                totals[counter] = totals.get(counter, 0) + int(value)
+        return totals
 
     def load_setup(self, source: str, service: str, version: str, namespace: str = "default") -> LoadSetup:
         servers = self.topology.of_service(service, namespace, version)
