@@ -7,9 +7,10 @@ before, answers a client outside the mesh that holds a valid mesh certificate (s
 "down" or "wrong port"). The refusal must then be the one the mesh documents for that client (a plaintext
 client: the connection closed (FIN or RST) without a response byte, or the proxy's HTTP 403 where the mesh
 documents that, each a feature; a missing or foreign certificate: a TLS alert); anything else (timeout,
-connection refused, a reset before the TLS handshake) is inconclusive and fails saying so. The caller's side: an impostor at the
-destination's address, presenting a foreign CA's certificate or another identity's valid one, must fail
-the call before any request reaches it. Every verdict is deterministic; there is no tolerance.
+connection refused, a reset before the TLS handshake) is inconclusive and fails saying so. The caller's
+side: an impostor at the destination's address, presenting a foreign CA's certificate or another
+identity's valid one, must fail the call before any request reaches it. Every verdict is deterministic;
+there is no tolerance.
 """
 
 from dataclasses import dataclass

@@ -285,7 +285,8 @@ class EchoApp:
 
     async def _probe(self, payload: dict[str, Any]) -> Reply:
         """`/probe`: one request to `host:port` as a client outside the mesh; the outcome, classified. A
-        client certificate comes as PEM text (`client_cert_pem`, `client_key_pem`), for a foreign CA's."""
+        client certificate comes as PEM text (`client_cert_pem`, `client_key_pem`), and `alpn` lists the
+        application protocols to offer."""
         with tempfile.TemporaryDirectory() as directory:
             client_cert = None
             if payload.get("client_cert_pem"):
@@ -298,7 +299,8 @@ class EchoApp:
                 probe.probe, payload["host"], int(payload["port"]), method=payload.get("method", "GET"),
                 path=payload.get("path", "/"), host_header=payload.get("host_header", payload["host"]),
                 headers=dict(payload.get("headers", {})), body=base64.b64decode(payload.get("body_b64", "")),
-                tls=bool(payload.get("tls")), client_cert=client_cert, timeout=float(payload.get("timeout", 5.0))))
+                tls=bool(payload.get("tls")), client_cert=client_cert, timeout=float(payload.get("timeout", 5.0)),
+                alpn=list(payload.get("alpn", []))))
         return _json(200, {"outcome": outcome, "status": status, "detail": detail})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from meshproof.workloads.http1 import ProtocolError, encode_request, parse_head
 
@@ -67,11 +67,12 @@ def _refused_after_handshake(sock: ssl.SSLSocket, alert_wait: float, timeout: fl
 
 def probe(host: str, port: int, *, method: str, path: str, host_header: str, headers: Mapping[str, str],
           body: bytes = b"", tls: bool, client_cert: tuple[str, str] | None = None, timeout: float = 5.0,
-          alert_wait: float = 0.5) -> Outcome:
+          alert_wait: float = 0.5, alpn: Sequence[str] = ()) -> Outcome:
     """Connect to host:port (over TLS when `tls`, presenting `client_cert` = (cert file, key file) if given,
     with `host_header` as the TLS server name too), send one request, and classify how it ended; never
     raises for network or TLS errors. Over TLS it waits up to `alert_wait` for the server's verdict on the
-    client's certificate before it writes."""
+    client's certificate before it writes. `alpn`: the application protocols it offers (a mesh's sidecar may
+    tell its own mTLS from an app's TLS by them)."""
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError as exc:
@@ -86,6 +87,8 @@ def probe(host: str, port: int, *, method: str, path: str, host_header: str, hea
             context.verify_mode = ssl.CERT_NONE  # the probe judges the server's behaviour, not its identity
             if client_cert is not None:
                 context.load_cert_chain(*client_cert)
+            if alpn:
+                context.set_alpn_protocols(list(alpn))
             try:
                 sock = context.wrap_socket(raw, server_hostname=host_header)
             except ssl.SSLError as exc:

@@ -47,6 +47,8 @@ class EchoCalls:
     topology: Topology
     foreign_client: Svid | None
     mesh_client: Svid | None
+    #: what the outside client holding `mesh_client` offers as ALPN, where the mesh tells its mTLS by it
+    mesh_client_alpn: tuple[str, ...] = ()
 
     def inbound_address(self, instance: Instance) -> tuple[str, int]:
         """Where a client outside the mesh reaches the instance's proxy."""
@@ -99,7 +101,8 @@ class EchoCalls:
         client_cert = None if svid is None else (svid.cert, svid.key)
         return probe(host, port, request, transport, client_cert=client_cert,
                      timeout=min(self._timeout(request), self.profile.timeouts.outside_client),
-                     alert_wait=self.profile.timeouts.tls_verdict)
+                     alert_wait=self.profile.timeouts.tls_verdict,
+                     alpn=self.mesh_client_alpn if transport is Transport.TLS_MESH_CERT else ())
 
     def observed_identity(self, response: Response) -> ObservedIdentity:
         echo = response.echo

@@ -41,7 +41,7 @@ from types import MappingProxyType
 from typing import Any
 
 from meshproof.backend import ObservedIdentity, RequestCounts
-from meshproof.backends.istio.render import DECLARED, KIND_ORDER, NETWORKING, ROOT_NAMESPACE, render
+from meshproof.backends.istio.render import DECLARED, KIND_ORDER, MTLS_ALPN, NETWORKING, ROOT_NAMESPACE, render
 from meshproof.backends.kube import metrics, objects, readiness
 from meshproof.backends.kube.api import Json
 from meshproof.backends.kube.calls import PodInstance
@@ -162,6 +162,7 @@ class IstioOnCluster(ClusterMesh):
     cli = "istioctl"
     unsupported = MappingProxyType({**DECLARED, **CLUSTER_UNSUPPORTED})
     overflow_marker = ("x-envoy-overloaded", "true")
+    mesh_client_alpn = MTLS_ALPN
     kind_order = KIND_ORDER
     flavour = MeshFlavour(
         proxy_container="istio-proxy",

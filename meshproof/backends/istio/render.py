@@ -61,6 +61,10 @@ from meshproof.selection import check_targets, check_versions, one_per_service, 
 Json = dict[str, Any]
 
 MESH = "istio"
+#: What an Istio sidecar offers as ALPN on its mTLS connections, by which the server's sidecar tells them from
+#: an app's own TLS: under PERMISSIVE, TLS without it is passed through to the app (pilot/pkg/networking/core
+#: inbound filter chain match: mtlsHTTPALPNs). A client outside the mesh holding a mesh certificate offers it too.
+MTLS_ALPN = ("istio-http/1.1", "istio", "http/1.1")
 ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace: a PeerAuthentication here is mesh-wide
 SECURITY = "security.istio.io/v1"
 NETWORKING = "networking.istio.io/v1"

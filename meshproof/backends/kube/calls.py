@@ -52,6 +52,8 @@ class PodCalls:
     outside: PodInstance | None
     foreign_client: ClientCertificate | None
     mesh_client: ClientCertificate | None
+    #: what the outside client holding `mesh_client` offers as ALPN, where the mesh tells its mTLS by it
+    mesh_client_alpn: tuple[str, ...] = ()
 
     def _proxy(self) -> PodProxy:
         if self.pod_proxy is None:
@@ -120,6 +122,8 @@ class PodCalls:
                                      f"meshproof cannot read the {self.name} CA's key on this cluster")
         if client is not None:
             payload.update(client_cert_pem=client.cert_pem, client_key_pem=client.key_pem)
+        if transport is Transport.TLS_MESH_CERT:
+            payload["alpn"] = list(self.mesh_client_alpn)
         data = self._proxy().json("POST", self.outside.ref, CONTROL_PORT, "/probe", body=payload,
                                   timeout=timeout + self.profile.timeouts.forward_margin)
         return RawOutcome(transport, data["outcome"], status=data["status"], detail=data["detail"])

@@ -53,7 +53,7 @@ from meshproof.backends.istio.local.agent import Agent
 from meshproof.backends.istio.local.istiod import ROOT_NAMESPACE, Istiod, build_info
 from meshproof.backends.istio.local.netns import PrivateNetwork, can_create
 from meshproof.backends.istio.local.registration import Placement
-from meshproof.backends.istio.render import DECLARED, KIND_ORDER, render
+from meshproof.backends.istio.render import DECLARED, KIND_ORDER, MTLS_ALPN, render
 from meshproof.backends.kube import objects
 from meshproof.backends.kube.cluster import Cluster
 from meshproof.backends.kube.controlplane import LocalControlPlane
@@ -90,6 +90,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
     name = "istio"
     unsupported = MappingProxyType({**DECLARED, **_OWN_CONFIG_FAULTS})
     overflow_marker = ("x-envoy-overloaded", "true")
+    mesh_client_alpn = MTLS_ALPN
     fault_types = frozenset({ProxyCrash, ControlPlaneDown, Impostor, *APP_FAULTS})
 
     def __init__(self, profile: Profile, *, release: releases.Release, manifest_hook: ManifestHook | None = None,
