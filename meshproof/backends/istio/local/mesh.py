@@ -482,11 +482,14 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         return LoadTarget(f"http://{outbound}:{client.outbound_port}", f"{service}.{namespace}")
 
     def addresses(self) -> dict[str, dict[str, str]]:
-        """Inside the mesh's network namespace: `nsenter --net=/proc/<istiod pid>/ns/net` reaches them."""
+        """Inside the mesh's network namespace, which each entry names (`nsenter --net=<it> curl ...`)."""
         result = {}
         for placement in self.placements.values():
             instance = placement.instance
+            app = self.apps.get(instance.name)
             result[instance.name] = {
+                "network namespace": f"/proc/{app.child.popen.pid}/ns/net (nsenter --net=... to reach these)"
+                if app is not None else "private (the mesh is not up)",
                 "calls as this workload": f"http://{placement.outbound_address}:{instance.outbound_port} "
                                           "(Host: <service>.<namespace>)",
                 "app": f"http://127.0.0.1:{instance.app_port}",
