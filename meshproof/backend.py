@@ -294,6 +294,11 @@ class FaultInjection(ABC):
     #: the faults in force, in the order they were injected (a backend appends what inject() returns)
     injected: list[Injected]
 
+    def undo_all(self) -> None:
+        """Undo every fault in force, the latest first (a reset's first step)."""
+        while self.injected:
+            self.injected.pop().undo()
+
     def _latest(self, fault: Fault, instance: str) -> Injected | None:
         for injected in reversed(self.injected):
             if injected.fault == fault and injected.instance == instance and not injected.undone:

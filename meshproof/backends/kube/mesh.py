@@ -285,8 +285,7 @@ class ClusterMesh(PodCalls, MeshIntegration, Backend, FaultInjection, Telemetry)
                                             interval=settings.probe_interval, what=f"the {self.name} mesh")
 
     def reset(self) -> None:
-        while self.injected:
-            self.injected.pop().undo()
+        self.undo_all()
         self.apply(self.baseline)
         self.reset_apps()
 

@@ -255,8 +255,7 @@ class LocalMesh(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
                             f"{late} (raise timeouts.apply in the profile if the machine is very slow)")
 
     def reset(self) -> None:
-        while self.injected:
-            self.injected.pop().undo()
+        self.undo_all()
         self.apply(self.baseline)
         self.reset_apps()
 

@@ -347,8 +347,7 @@ class LocalIstio(EchoCalls, Backend, FaultInjection, Telemetry, LoadTargets):
         propagation.wait_served(self.istiod, running, token, self.profile.timeouts.apply)
 
     def reset(self) -> None:
-        while self.injected:
-            self.injected.pop().undo()
+        self.undo_all()
         self.apply(self.baseline)
         self.reset_apps()
 
