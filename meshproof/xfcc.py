@@ -6,6 +6,8 @@ quoted. The last element describes the client certificate of the immediate peer.
 
 from __future__ import annotations
 
+from meshproof.intent import Identity
+
 
 def _split(text: str, separator: str) -> list[str]:
     """Split on `separator` outside double quotes."""
@@ -41,3 +43,14 @@ def peer_uri(header: str) -> str | None:
     """The URI SAN of the immediate peer's certificate, if the header carries one."""
     found = elements(header)
     return found[-1].get("URI") if found else None
+
+
+def peer_identity(header: str) -> Identity | None:
+    """The immediate peer's SPIFFE identity, if the header carries one that parses as such."""
+    uri = peer_uri(header)
+    if not uri:
+        return None
+    try:
+        return Identity.parse(uri)
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ import pytest
 
 from meshproof.backend import RequestCounts
 from meshproof.backends.istio import cluster as istio
+from meshproof.backends.istio import debug
 from meshproof.backends.istio.cluster import IstioOnCluster
 from meshproof.backends.kube import metrics
 from meshproof.backends.kube.metrics import MetricsFormatError
@@ -33,7 +34,7 @@ def test_istioctl_s_own_version_is_read_from_its_json() -> None:
 
 
 def test_istiod_s_syncz_says_which_proxies_acknowledged_and_which_refused() -> None:
-    rows = istio.parse_syncz(json.loads(recorded("istiod-syncz.json")))
+    rows = debug.parse_syncz(json.loads(recorded("istiod-syncz.json")))
     gateway = rows["api-gateway-6f9c7d8b5-x2klm.default"]
     assert gateway.in_sync and not gateway.errors
     assert gateway.sent[istio.ROUTES] == "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9"
@@ -45,7 +46,7 @@ def test_istiod_s_syncz_says_which_proxies_acknowledged_and_which_refused() -> N
 
 
 def test_istiod_s_configz_gives_the_resource_version_of_each_config() -> None:
-    stored = istio.parse_configz(json.loads(recorded("istiod-configz.json")))
+    stored = debug.parse_configz(json.loads(recorded("istiod-configz.json")))
     assert stored[("VirtualService", "default", "order-service")] == "1851"
     assert stored[("PeerAuthentication", "istio-system", "default")] == "1843"
     assert stored[("VirtualService", "meshproof-outside", "meshproof-sync")] == "1852"

@@ -20,9 +20,8 @@ from meshproof.backends.host.ca import Svid
 from meshproof.backends.host.outside_client import probe
 from meshproof.backends.host.topology import Instance, Topology
 from meshproof.errors import UserError
-from meshproof.intent import Identity
 from meshproof.profile import Profile
-from meshproof.xfcc import peer_uri
+from meshproof.xfcc import peer_identity
 
 XFCC = "x-forwarded-client-cert"
 
@@ -107,14 +106,7 @@ class EchoCalls:
     def observed_identity(self, response: Response) -> ObservedIdentity:
         echo = response.echo
         raw = str(echo["headers"].get(XFCC, "")) if echo else ""
-        uri = peer_uri(raw)
-        identity = None
-        if uri:
-            try:
-                identity = Identity.parse(uri)
-            except ValueError:
-                identity = None
-        return ObservedIdentity(identity, f"request header {XFCC} set by the server's sidecar", raw)
+        return ObservedIdentity(peer_identity(raw), f"request header {XFCC} set by the server's sidecar", raw)
 
     def instances(self, service: str, namespace: str = "default", version: str | None = None) -> list[str]:
         return [i.name for i in self.topology.of_service(service, namespace, version)]

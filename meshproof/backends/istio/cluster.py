@@ -36,11 +36,12 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from meshproof import xfcc
 from meshproof.backend import ObservedIdentity, RequestCounts
+from meshproof.backends.istio.debug import parse_configz, parse_syncz
 from meshproof.backends.istio.render import DECLARED, KIND_ORDER, MTLS_ALPN, NETWORKING, ROOT_NAMESPACE, render
 from meshproof.backends.kube import metrics, objects, readiness
 from meshproof.backends.kube.api import Json
@@ -57,9 +58,8 @@ from meshproof.backends.kube.namespaces import OUTSIDE, NamespaceMap
 from meshproof.backends.kube.pods import PodProxy
 from meshproof.backends.kube.portforward import http_get
 from meshproof.errors import ConfigRejected, UserError
-from meshproof.intent import Identity, Intent, Workload
+from meshproof.intent import Intent, Workload
 from meshproof.profile import ClusterSettings
-from meshproof.xfcc import peer_uri
 
 XFCC = "x-forwarded-client-cert"
 ISTIOD = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod", "namespace": ROOT_NAMESPACE}}
@@ -108,38 +108,6 @@ def image_version(deployment: Json) -> str:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", ())
     images = [str(c.get("image", "")) for c in containers if c.get("name") == "discovery"] or ["?"]
     return images[0].rsplit(":", 1)[-1].removesuffix("-distroless")
-
-
-@dataclass(frozen=True)
-class ProxySync:
-    """One proxy's row of istiod's /debug/syncz: per xDS type, the nonce sent and the nonce acknowledged."""
-
-    proxy: str
-    sent: Mapping[str, str]
-    acked: Mapping[str, str]
-    errors: Mapping[str, str]
-
-    @property
-    def in_sync(self) -> bool:
-        return all(self.acked.get(kind) == nonce for kind, nonce in self.sent.items() if nonce)
-
-
-def parse_syncz(rows: Sequence[Mapping[str, Any]]) -> dict[str, ProxySync]:
-    """/debug/syncz (istiod 1.30/1.31: each row's `resources` maps a type URL to sent/acked/lastError)."""
-    found = {}
-    for row in rows:
-        resources = row.get("resources") or {}
-        found[str(row["proxy"])] = ProxySync(
-            str(row["proxy"]), sent={kind: str(state.get("sent", "")) for kind, state in resources.items()},
-            acked={kind: str(state.get("acked", "")) for kind, state in resources.items()},
-            errors={kind: str(state["lastError"]) for kind, state in resources.items() if state.get("lastError")})
-    return found
-
-
-def parse_configz(items: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], str]:
-    """/debug/configz: (kind, namespace, name) -> resourceVersion of every config istiod holds."""
-    return {(str(item.get("kind")), str(item["metadata"].get("namespace", "")), str(item["metadata"]["name"])):
-            str(item["metadata"].get("resourceVersion", "")) for item in items if "metadata" in item}
 
 
 def _wait(problems: Callable[[], list[str]], deadline: float, what: str) -> None:
@@ -266,14 +234,7 @@ class IstioOnCluster(ClusterMesh):
     @staticmethod
     def peer_identity(headers: Mapping[str, str]) -> ObservedIdentity:
         raw = str(headers.get(XFCC, ""))
-        uri = peer_uri(raw)
-        identity = None
-        if uri:
-            try:
-                identity = Identity.parse(uri)
-            except ValueError:
-                identity = None
-        return ObservedIdentity(identity, f"request header {XFCC} set by the server's sidecar", raw)
+        return ObservedIdentity(xfcc.peer_identity(raw), f"request header {XFCC} set by the server's sidecar", raw)
 
     @staticmethod
     def proxy_request_counts(samples: Sequence[Sample]) -> RequestCounts:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import httpx
 import psutil
 import yaml
 
+from meshproof.backends.istio.debug import ProxySync, parse_configz, parse_syncz
 from meshproof.errors import UserError
 from meshproof.processes import Child, Supervisor, wait_until
 
@@ -67,20 +67,6 @@ def build_info(binary: Path) -> dict[str, str]:
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
         raise UserError(f"{binary} does not say its version ({exc}); rebuild it") from None
     return {key: str(info.get(key, "")) for key in ("version", "revision", "golang_version", "status", "tag")}
-
-
-@dataclass(frozen=True)
-class ProxySync:
-    """One proxy's row of /debug/syncz: per xDS type, the nonce istiod sent and the one the proxy acked."""
-
-    proxy: str
-    sent: dict[str, str]
-    acked: dict[str, str]
-    errors: dict[str, str]
-
-    @property
-    def in_sync(self) -> bool:
-        return all(self.acked.get(kind) == nonce for kind, nonce in self.sent.items())
 
 
 class Istiod:
@@ -132,26 +118,12 @@ class Istiod:
     def syncz(self) -> dict[str, ProxySync]:
         """Every connected proxy by its ID (`<name>.<namespace>`)."""
         self.check_alive()
-        rows = {}
-        for row in self.debug.get("/debug/syncz").json():
-            resources = row.get("resources") or {}
-            rows[row["proxy"]] = ProxySync(
-                row["proxy"],
-                sent={kind: str(state.get("sent", "")) for kind, state in resources.items()},
-                acked={kind: str(state.get("acked", "")) for kind, state in resources.items()},
-                errors={kind: str(state["lastError"]) for kind, state in resources.items() if state.get("lastError")},
-            )
-        return rows
+        return parse_syncz(self.debug.get("/debug/syncz").json())
 
     def stored_versions(self) -> dict[tuple[str, str, str], str]:
         """The Istio configs istiod holds, (kind, namespace, name) -> resourceVersion."""
         self.check_alive()
-        found = {}
-        for item in self.debug.get("/debug/configz").json():
-            metadata = item.get("metadata", {})
-            found[(item.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", ""))] = str(
-                metadata.get("resourceVersion", ""))
-        return found
+        return parse_configz(self.debug.get("/debug/configz").json())
 
     def memory_mib(self) -> float:
         return round(psutil.Process(self.child.popen.pid).memory_info().rss / 2**20, 1)
