@@ -246,8 +246,10 @@ CASES = [
     Case('outbound_aborts_some', 'load', LOAD_CHECK,
          ['requests failed under load', 'the mesh path failed', 'HTTP 503'], profile=SMOKE),
     # --- chaos: each experiment runs under load (tests/chaos_mutants.py)
+    # without resilience a dead v1 endpoint gets about a quarter of the requests under LEAST_REQUEST (26.8%
+    # [23.7, 30.1] measured), so the bound is ten times the budget X = 1.25%, not the quarter itself
     Case('resilience_ignored', 'chaos', ABSORBED, ['not absorbed'], select='absorbed', hooks=CHAOS_MUTANTS,
-         measured={"error_rate_during_fault": between(0.25, 1.0)}),
+         measured={"error_rate_during_fault": between(0.125, 1.0)}),
     Case('retries_forced', 'chaos', 'killing_one_of_two_v1_apps_without_the_resilience_intents_costs_requests',
          ['without resilience', 'the control must show errors'], select='without_the_resilience', hooks=CHAOS_MUTANTS),
     Case('resilience_ignored', 'chaos', 'a_frozen_v1_app_costs_latency_bounded_by_the_per_try_timeout_and_no_errors',
