@@ -78,15 +78,15 @@ class Budget:
                 f"Y_end = route timeout {self.profile.retries.timeout:g}s + resolution = {self.after_end_s:.2f}s")
 
 
-def _experiment(name: str, mesh: Backend, profile: Profile, check: Check, artifacts: Path,
-                resilience: bool = True) -> dict[str, Any]:
-    """Run chaos/<name>.json on `mesh`; its measurement, recorded with the journal's path."""
+def _run(name: str, mesh: Backend, profile: Profile, check: Check, artifacts: Path, resilience: bool,
+         journal_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run chaos/<name>.json on `mesh` once; its measurement (with the journal's path) and the journal."""
     experiment = load_experiment(str(EXPERIMENTS / f"{name}.json"))
     check.progress(f"experiment {name}")
     with bound(mesh, profile):
         journal = run_experiment(experiment, settings=ALWAYS_ROLL_BACK,
                                  experiment_vars=({"resilience": resilience}, {}))
-    path = artifacts / f"{name}{'' if resilience else '-without-resilience'}.journal.json"
+    path = artifacts / f"{journal_name}.journal.json"
     path.write_text(json.dumps(journal, indent=2, default=str))
     entry = measurement(journal)
     if entry is None and journal.get("status") == "interrupted":
@@ -97,7 +97,21 @@ def _experiment(name: str, mesh: Backend, profile: Profile, check: Check, artifa
     assert entry is not None
     if journal.get("status") == "interrupted":
         raise KeyboardInterrupt  # chaoslib swallowed a Ctrl-C; the rollbacks have run
-    entry = {**entry, "journal": str(path)}
+    return {**entry, "journal": str(path)}, journal
+
+
+def _experiment(name: str, mesh: Backend, profile: Profile, check: Check, artifacts: Path,
+                resilience: bool = True) -> dict[str, Any]:
+    """Run chaos/<name>.json on `mesh`; its measurement, recorded with the journal's path. A run whose steady
+    state did not hold before the fault measured a busy moment of the machine, not the mesh (one in four
+    suite runs here saw a 300 ms p99 there once): it gets one second run, and only that one is judged."""
+    journal_name = f"{name}{'' if resilience else '-without-resilience'}"
+    entry, journal = _run(name, mesh, profile, check, artifacts, resilience, journal_name)
+    before = entry["steady_states"].get("before") or {}
+    if not before.get("met", False):
+        check.evidence({"experiment": name, "first run not believed: steady state before the fault": before,
+                        "journal": entry["journal"]})
+        entry, journal = _run(name, mesh, profile, check, artifacts, resilience, f"{journal_name}-second-run")
     check.record_chaos(entry)
     check.evidence({"experiment": name, "resilience": resilience, "summary": summary(entry),
                     "phases": entry["phases"], "fault": entry["fault"], "recovery": entry["recovery"],
